@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// The `tslaunch` command: install/uninstall the kernelspec, start the kernel (what Jupyter runs),
+// and execute a notebook without a Jupyter install.
+import { Command } from "commander";
+import path from "path";
+import { installKernelSpec, uninstallKernelSpec } from "../kernel/kernelspec";
+
+const program = new Command();
+program.name("tslaunch").description("TypeScript notebooks that launch distributed work (a tslab-based Jupyter kernel with %%launch)");
+
+const targetOptions = (cmd: Command) =>
+  cmd
+    .option("--user", "install for the current user (~/.local/share/jupyter)")
+    .option("--sys-prefix", "install into the active virtualenv/conda env")
+    .option("--prefix <dir>", "install into <dir>/share/jupyter");
+
+targetOptions(program.command("install").description("register the tslaunch kernel with Jupyter")).action((opts) => {
+  const dir = installKernelSpec(opts, path.resolve(__filename));
+  console.log(`Installed the tslaunch kernelspec in ${dir}`);
+});
+
+targetOptions(program.command("uninstall").description("remove the tslaunch kernelspec")).action((opts) => {
+  const dir = uninstallKernelSpec(opts);
+  console.log(dir ? `Removed ${dir}` : "No tslaunch kernelspec was installed there.");
+});
+
+program
+  .command("kernel")
+  .description("start the kernel (Jupyter runs this from kernel.json)")
+  .requiredOption("--connection-file <file>", "Jupyter connection file")
+  .action(async (opts) => {
+    const { startKernel } = await import("../kernel/main");
+    await startKernel(opts.connectionFile);
+  });
+
+program
+  .command("execute")
+  .description("run every cell of a notebook through the tslaunch kernel, print the outputs, save the executed notebook")
+  .argument("<notebook>", "the .ipynb file")
+  .option("--output <file>", "where to write the executed notebook (default: <name>.executed.ipynb beside it)")
+  .option("--timeout <seconds>", "time limit per cell", "600")
+  .action(async (notebook: string, opts) => {
+    const { runExecuteCommand } = await import("../kernel/client/execute-command");
+    process.exitCode = await runExecuteCommand(notebook, opts, path.resolve(__filename));
+  });
+
+program.parseAsync(process.argv).catch((err) => {
+  console.error(`tslaunch: ${err?.message ?? err}`);
+  process.exit(2);
+});

@@ -1,0 +1,99 @@
+// A `%%launch` cell, step by step: parse the flags, compile the body once in the kernel, start the
+// agent, stream every rank's output into the cell, end with one error report if a rank failed.
+import { Launch, type LaunchEvent } from "../launcher/agent";
+import { launchHelp, OptionError, parseLaunchFlags, type LaunchOptions } from "../launcher/options";
+import { buildErrorReport } from "../launcher/error-report";
+import { visibleAccelerators } from "../launcher/accelerators";
+import { CompileError, type CellError, type Session } from "./session";
+import type { CellMagic } from "./magics";
+import type { CellOutput } from "./kernel";
+
+export interface ActiveLaunch {
+  interrupt(): void;
+  stop(): Promise<void>;
+  abortSync(): void;
+}
+
+export interface LaunchCellContext {
+  session: Session;
+  executionCount: number;
+  output: CellOutput;
+  setActive(launch: ActiveLaunch | null): void;
+}
+
+function usageError(message: string): CellError {
+  return { ename: "UsageError", evalue: message, traceback: [`UsageError: ${message}`] };
+}
+
+/** num_processes when the flag was not given: one worker per visible accelerator. */
+function resolveNumProcesses(options: LaunchOptions): number {
+  if (options.numProcesses !== null) return options.numProcesses;
+  const visible = visibleAccelerators();
+  if (visible.ids.length > 0) return visible.ids.length;
+  throw new OptionError(
+    "--num_processes was not given and no accelerator is visible to default to. Pass the number of worker processes, e.g. %%launch --num_processes 4",
+  );
+}
+
+export async function runLaunchCell(magic: CellMagic, ctx: LaunchCellContext): Promise<{ ok: true } | { ok: false; error: CellError }> {
+  const { output } = ctx;
+  let options: LaunchOptions;
+  let numProcesses: number;
+  try {
+    const parsed = parseLaunchFlags(magic.line);
+    if (parsed.help) {
+      output.stream("stdout", launchHelp() + "\n");
+      return { ok: true };
+    }
+    options = parsed.options;
+    numProcesses = resolveNumProcesses(options);
+  } catch (err) {
+    if (err instanceof OptionError) return { ok: false, error: usageError(err.message) };
+    throw err;
+  }
+
+  let body;
+  try {
+    body = ctx.session.compile(magic.body, ctx.executionCount, 2);
+  } catch (err) {
+    if (err instanceof CompileError) {
+      const lines = err.message.split("\n");
+      return { ok: false, error: { ename: "CompileError", evalue: lines[0], traceback: [`CompileError: the %%launch body does not compile; nothing was started.`, ...lines] } };
+    }
+    throw err;
+  }
+
+  const launch = new Launch(
+    {
+      options,
+      numProcesses,
+      payload: { cwd: ctx.session.cwd, replay: ctx.session.recorded, body, sideOutputs: [...ctx.session.sideOutputs].map(([path, data]) => ({ path, data })) },
+    },
+    (event) => onEvent(event, output),
+  );
+  ctx.setActive(launch);
+  try {
+    const result = await launch.run();
+    output.flush();
+    if (result.outcome === "succeeded") return { ok: true };
+    return { ok: false, error: buildErrorReport(result, numProcesses * options.numNodes) };
+  } finally {
+    ctx.setActive(null);
+  }
+}
+
+function onEvent(event: LaunchEvent, output: CellOutput): void {
+  switch (event.type) {
+    case "output":
+      output.stream(event.name, event.text);
+      break;
+    case "display":
+      output.display({ ...event.display, metadata: { ...event.display.metadata, tslaunch: { rank: event.rank } } }, event.update);
+      break;
+    case "restarting":
+      output.stream("stderr", `[tslaunch] ${event.reason}; restart ${event.restartCount}/${event.maxRestarts}\n`);
+      break;
+    default:
+      break;
+  }
+}

@@ -1,0 +1,25 @@
+// Starts the kernel for a Jupyter connection file (what kernel.json's argv runs).
+import { readFileSync } from "fs";
+import { Kernel } from "./kernel";
+import type { ConnectionInfo } from "./wire";
+
+export async function startKernel(connectionFile: string): Promise<Kernel> {
+  const conn = JSON.parse(readFileSync(connectionFile, "utf8")) as ConnectionInfo;
+  if (conn.signature_scheme && conn.signature_scheme !== "hmac-sha256") {
+    throw new Error(`unsupported signature_scheme ${conn.signature_scheme}; tslaunch signs with hmac-sha256`);
+  }
+  const kernel = new Kernel(conn, process.cwd());
+  // No worker may outlive the kernel: on any exit path, kill the running launch's workers. (A
+  // SIGKILL of the kernel skips this; the workers' lifeline pipe covers that case.)
+  process.on("exit", () => kernel.abortLaunches());
+  for (const sig of ["SIGTERM", "SIGHUP"] as const) {
+    process.on(sig, () => {
+      kernel.abortLaunches();
+      process.exit(128 + (sig === "SIGTERM" ? 15 : 1));
+    });
+  }
+  process.on("uncaughtException", (err) => process.stderr.write(`Uncaught exception: ${err?.stack ?? err}\n`));
+  process.on("unhandledRejection", (err) => process.stderr.write(`Unhandled promise rejection: ${(err as Error)?.stack ?? err}\n`));
+  await kernel.start();
+  return kernel;
+}

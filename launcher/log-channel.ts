@@ -1,0 +1,72 @@
+// The agent's end of the log channel: one ZeroMQ ROUTER in the launch folder that every worker's
+// DEALER connects to. It verifies each message's signature (forged or unsigned ones are dropped
+// and counted) and acknowledges a worker's end of stream so the worker can exit without losing
+// queued output.
+import { Router } from "zeromq";
+import { decodeMessage, encodeMessage, type WorkerMessage } from "./protocol";
+
+export interface ChannelMessage {
+  /** The worker's routing id, e.g. "rank2-pid1234". */
+  from: string;
+  message: WorkerMessage;
+  binary?: Buffer;
+}
+
+export class LogChannel {
+  private readonly socket = new Router({ linger: 0, receiveHighWaterMark: 0 });
+  private readonly outbox: { to: Buffer; frames: Buffer[] }[] = [];
+  private sending = false;
+  private closed = false;
+  /** Messages dropped because their signature was missing or wrong. */
+  dropped = 0;
+
+  private constructor(readonly endpoint: string, private readonly key: Buffer) {}
+
+  /** Binds before the receive loop starts, so no early message is missed. */
+  static async open(endpoint: string, key: Buffer, onMessage: (m: ChannelMessage) => void): Promise<LogChannel> {
+    const channel = new LogChannel(endpoint, key);
+    await channel.socket.bind(endpoint);
+    void channel.receive(onMessage);
+    return channel;
+  }
+
+  private async receive(onMessage: (m: ChannelMessage) => void): Promise<void> {
+    try {
+      for await (const [identity, ...frames] of this.socket) {
+        const decoded = decodeMessage(this.key, frames);
+        if (!decoded) {
+          this.dropped++;
+          continue;
+        }
+        if (decoded.message.type === "eos") this.send(identity, encodeMessage(this.key, { type: "ack" }));
+        onMessage({ from: identity.toString(), message: decoded.message, binary: decoded.binary });
+      }
+    } catch (err) {
+      if (!this.closed) throw err;
+    }
+  }
+
+  private send(to: Buffer, frames: Buffer[]): void {
+    this.outbox.push({ to, frames });
+    if (!this.sending) void this.pump();
+  }
+
+  // One pending send per socket in zeromq.js.
+  private async pump(): Promise<void> {
+    this.sending = true;
+    while (this.outbox.length > 0 && !this.closed) {
+      const { to, frames } = this.outbox.shift()!;
+      try {
+        await this.socket.send([to, ...frames]);
+      } catch {
+        // the worker is gone (ROUTER drops or rejects unroutable messages): nothing to ack
+      }
+    }
+    this.sending = false;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket.close();
+  }
+}

@@ -1,0 +1,104 @@
+// The worker's end of the log channel: a ZeroMQ DEALER to the agent's ROUTER. Output is batched
+// (one message per ~10 ms or 256 KiB per stream) because one ZeroMQ message per line is 5-8x slower
+// (../shared/anchors, "zeromq PUSH/PULL unbatched").
+import { Dealer } from "zeromq";
+import { decodeMessage, encodeMessage, type AgentMessage, type WorkerMessage } from "./protocol";
+
+const FLUSH_MS = 10;
+const FLUSH_BYTES = 256 * 1024;
+
+export class WorkerChannel {
+  private readonly socket: Dealer;
+  private readonly queue: { frames: Buffer[] }[] = [];
+  private sending = false;
+  private drainWaiters: (() => void)[] = [];
+  private buffers: Record<"stdout" | "stderr", string[]> = { stdout: [], stderr: [] };
+  private bufferedBytes = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
+  /** Which stream was written last: keeps stdout/stderr interleaving close to the write order. */
+  private lastStream: "stdout" | "stderr" | null = null;
+
+  constructor(endpoint: string, private readonly key: Buffer, routingId: string) {
+    // linger: zeromq.js still drops queued messages on exit (the anchors saw 5-10 % lost over ipc),
+    // which is why `finish()` waits for the agent's ack instead of trusting linger.
+    this.socket = new Dealer({ routingId, linger: 2000, sendHighWaterMark: 0 });
+    this.socket.connect(endpoint);
+  }
+
+  send(message: WorkerMessage, binary?: Buffer): void {
+    this.flushStreams();
+    this.enqueue(encodeMessage(this.key, message, binary));
+  }
+
+  /** Called for every write to process.stdout / process.stderr. */
+  write(name: "stdout" | "stderr", text: string): void {
+    if (!text) return;
+    if (this.lastStream && this.lastStream !== name) this.flushStreams();
+    this.lastStream = name;
+    this.buffers[name].push(text);
+    this.bufferedBytes += text.length;
+    if (this.bufferedBytes >= FLUSH_BYTES) this.flushStreams();
+    else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flushStreams(), FLUSH_MS);
+  }
+
+  flushStreams(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    for (const name of ["stdout", "stderr"] as const) {
+      const parts = this.buffers[name];
+      if (parts.length === 0) continue;
+      this.buffers[name] = [];
+      this.enqueue(encodeMessage(this.key, { type: "stream", name, text: parts.join("") }));
+    }
+    this.bufferedBytes = 0;
+  }
+
+  /** Sends end-of-stream and waits until the agent acknowledged everything (or the timeout). */
+  async finish(timeoutMs = 10_000): Promise<boolean> {
+    this.send({ type: "eos" });
+    await this.drained();
+    const acked = await Promise.race([
+      this.waitForAck(),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref()),
+    ]);
+    this.socket.close();
+    return acked;
+  }
+
+  private async waitForAck(): Promise<boolean> {
+    for await (const frames of this.socket) {
+      const decoded = decodeMessage<AgentMessage>(this.key, frames);
+      if (decoded?.message.type === "ack") return true;
+    }
+    return false;
+  }
+
+  private enqueue(frames: Buffer[]): void {
+    this.queue.push({ frames });
+    if (!this.sending) void this.pump();
+  }
+
+  private drained(): Promise<void> {
+    if (!this.sending && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  // One send in flight at a time: zeromq.js rejects a second pending send on a socket.
+  private async pump(): Promise<void> {
+    this.sending = true;
+    while (this.queue.length > 0) {
+      const { frames } = this.queue.shift()!;
+      try {
+        await this.socket.send(frames);
+      } catch {
+        break; // socket closed: the agent is gone, nothing left to deliver to
+      }
+    }
+    this.sending = false;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+}

@@ -1,0 +1,99 @@
+// The worker entry point: what every rank's Node process runs. Steps: hold the lifeline, open the
+// log channel, replay the session (silently), run the body, report, wait for the agent's ack, exit.
+import { Worker } from "worker_threads";
+import { ENV, type ErrorPayload } from "./protocol";
+import { WorkerChannel } from "./worker-channel";
+import { readPayload } from "./payload";
+import { setDisplaySink } from "./worker-display";
+import { createCellRuntime, runCell } from "./replay";
+import { serialize } from "v8";
+
+/** fd 3 is a pipe whose other end only the agent holds. */
+const LIFELINE_FD = 3;
+
+/**
+ * If the agent (the kernel) dies, even by SIGKILL, its end of the lifeline closes. A thread watching
+ * it kills this process, even while the main thread is stuck in a synchronous loop, so no worker
+ * outlives its launch. The thread polls the socket through libuv rather than blocking in read():
+ * a thread blocked in a syscall cannot be stopped, and process.exit() would wait for it forever.
+ */
+function holdLifeline(): void {
+  const watchdog = new Worker(
+    `const net = require("net");
+     const lifeline = new net.Socket({ fd: ${LIFELINE_FD}, readable: true, writable: false });
+     const die = () => process.kill(process.pid, "SIGKILL");
+     lifeline.on("data", () => {}).on("end", die).on("close", die).on("error", die);`,
+    { eval: true },
+  );
+  watchdog.unref();
+}
+
+function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number): ErrorPayload {
+  if (err instanceof Error) {
+    return { ename: err.name || "Error", evalue: err.message, stack: err.stack ?? `${err.name}: ${err.message}`, phase, cell };
+  }
+  return { ename: "Error", evalue: String(err), stack: `Uncaught ${String(err)}`, phase, cell };
+}
+
+async function main(): Promise<void> {
+  if (process.env.TSLAUNCH_NO_LIFELINE !== "1") holdLifeline();
+  const rank = Number(process.env.RANK);
+  const key = Buffer.from(process.env[ENV.key] ?? "", "hex");
+  delete process.env[ENV.key]; // the user's code has no business with the channel key
+  const channel = new WorkerChannel(process.env[ENV.endpoint]!, key, `rank${rank}-pid${process.pid}`);
+  channel.send({ type: "hello", rank, pid: process.pid });
+
+  // Output of the user's code goes through the channel; native code writing to fd 1/2 and Node's
+  // own crash messages still reach the agent through the process's stdout/stderr pipes.
+  let silent = true;
+  for (const name of ["stdout", "stderr"] as const) {
+    const stream = process[name];
+    (stream as unknown as { write: unknown }).write = (chunk: string | Uint8Array, encoding?: unknown, cb?: unknown) => {
+      if (!silent) channel.write(name, typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
+      const callback = typeof encoding === "function" ? encoding : cb;
+      if (typeof callback === "function") process.nextTick(callback as () => void);
+      return true;
+    };
+  }
+
+  let exitCode = 0;
+  const fail = async (payload: ErrorPayload) => {
+    channel.send({ type: "error", error: payload });
+    exitCode = 1;
+  };
+  // An error thrown later from a timer or an unawaited promise still fails the rank.
+  let finishing: Promise<void> | null = null;
+  const finish = () => (finishing ??= (async () => {
+    await channel.finish();
+    process.exit(exitCode);
+  })());
+  process.on("uncaughtException", (err) => {
+    void fail(errorPayload(err, "body")).then(finish);
+  });
+  process.on("unhandledRejection", (err) => {
+    void fail(errorPayload(err, "body")).then(finish);
+  });
+
+  const payload = readPayload(process.env[ENV.payload]!);
+  const runtime = createCellRuntime(payload);
+  setDisplaySink(() => {});
+  for (const cell of payload.replay) {
+    try {
+      await runCell(runtime, cell, false);
+    } catch (err) {
+      await fail(errorPayload(err, "replay", cell.executionCount));
+      return finish();
+    }
+  }
+  silent = false;
+  setDisplaySink((display, update) => channel.send({ type: "display", update, display }));
+  try {
+    const value = await runCell(runtime, payload.body, true, payload.argsV8);
+    if (payload.argsV8 !== undefined) channel.send({ type: "result" }, serialize(value));
+  } catch (err) {
+    await fail(errorPayload(err, "body"));
+  }
+  return finish();
+}
+
+void main();
