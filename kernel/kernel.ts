@@ -8,7 +8,8 @@ import { KernelServer } from "./server";
 import { Session, type CellError } from "./session";
 import { StreamBatcher, type StreamName } from "./stream-batcher";
 import { parseMagic } from "./magics";
-import { runLaunchCell, type ActiveLaunch } from "./launch-cell";
+import { runLaunchCell, showLaunchEvent, type ActiveLaunch } from "./launch-cell";
+import { setLaunchHost } from "../launcher/launch-host";
 import { completeMagic, inspectMagic } from "./magic-help";
 import { PROTOCOL_VERSION, type ConnectionInfo, type JupyterMessage } from "./wire";
 import { versions as tslabVersions } from "tslab";
@@ -48,6 +49,15 @@ export class Kernel {
     this.server = new KernelServer(conn, this.log);
     this.session = new Session(cwd);
     this.batcher = new StreamBatcher((name, text) => this.server.publish("stream", { name, text }, this.outputParent));
+    // notebookLauncher()/debugLauncher() called in a cell launch through this session and cell.
+    setLaunchHost({
+      cwd,
+      replay: () => this.session.recorded,
+      sideOutputs: () => [...this.session.sideOutputs].map(([p, data]) => ({ path: p, data })),
+      executionCount: () => this.executionCount,
+      onEvent: (event) => showLaunchEvent(event, this.cellOutput()),
+      setActive: (launch) => (this.activeLaunch = launch),
+    });
   }
 
   async start(): Promise<void> {

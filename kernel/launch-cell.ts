@@ -2,17 +2,14 @@
 // agent, stream every rank's output into the cell, end with one error report if a rank failed.
 import { Launch, type LaunchEvent } from "../launcher/agent";
 import { launchHelp, OptionError, parseLaunchFlags, type LaunchOptions } from "../launcher/options";
+import type { ActiveLaunchHandle } from "../launcher/launch-host";
 import { buildErrorReport } from "../launcher/error-report";
-import { visibleAccelerators } from "../launcher/accelerators";
+import { resolveNumProcesses } from "../launcher/num-processes";
 import { CompileError, type CellError, type Session } from "./session";
 import type { CellMagic } from "./magics";
 import type { CellOutput } from "./kernel";
 
-export interface ActiveLaunch {
-  interrupt(): void;
-  stop(): Promise<void>;
-  abortSync(): void;
-}
+export type ActiveLaunch = ActiveLaunchHandle;
 
 export interface LaunchCellContext {
   session: Session;
@@ -25,15 +22,6 @@ function usageError(message: string): CellError {
   return { ename: "UsageError", evalue: message, traceback: [`UsageError: ${message}`] };
 }
 
-/** num_processes when the flag was not given: one worker per visible accelerator. */
-function resolveNumProcesses(options: LaunchOptions): number {
-  if (options.numProcesses !== null) return options.numProcesses;
-  const visible = visibleAccelerators();
-  if (visible.ids.length > 0) return visible.ids.length;
-  throw new OptionError(
-    "--num_processes was not given and no accelerator is visible to default to. Pass the number of worker processes, e.g. %%launch --num_processes 4",
-  );
-}
 
 export async function runLaunchCell(magic: CellMagic, ctx: LaunchCellContext): Promise<{ ok: true } | { ok: false; error: CellError }> {
   const { output } = ctx;
@@ -69,7 +57,7 @@ export async function runLaunchCell(magic: CellMagic, ctx: LaunchCellContext): P
       numProcesses,
       payload: { cwd: ctx.session.cwd, replay: ctx.session.recorded, body, sideOutputs: [...ctx.session.sideOutputs].map(([path, data]) => ({ path, data })) },
     },
-    (event) => onEvent(event, output),
+    (event) => showLaunchEvent(event, output),
   );
   ctx.setActive(launch);
   try {
@@ -82,7 +70,8 @@ export async function runLaunchCell(magic: CellMagic, ctx: LaunchCellContext): P
   }
 }
 
-function onEvent(event: LaunchEvent, output: CellOutput): void {
+/** How a launch event shows in the cell: rank output as streams, worker displays, restarts. */
+export function showLaunchEvent(event: LaunchEvent, output: CellOutput): void {
   switch (event.type) {
     case "output":
       output.stream(event.name, event.text);

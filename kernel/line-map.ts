@@ -36,8 +36,15 @@ function similarity(a: string[], b: string[]): number {
  * `firstSourceLine - 1` (so a `%%launch` body can count its magic line). 0 means unknown.
  */
 export function alignLines(js: string, source: string, firstSourceLine = 1): number[] {
-  const jsTokens = js.split("\n").map(tokens);
-  const srcTokens = source.split("\n").map(tokens);
+  const jsLines = js.split("\n");
+  const srcLines = source.split("\n");
+  const jsTokens = jsLines.map(tokens);
+  const srcTokens = srcLines.map(tokens);
+  // Lines of punctuation alone (a closing brace) match only a line with the same punctuation.
+  const score = (j: number, s: number) =>
+    jsTokens[j].length === 0 && srcTokens[s].length === 0
+      ? jsLines[j].trim() !== "" && jsLines[j].trim().replace(/;$/, "") === srcLines[s].trim().replace(/;$/, "") ? 0.3 : 0
+      : similarity(jsTokens[j], srcTokens[s]);
   const J = jsTokens.length;
   const S = srcTokens.length;
   // best[s + 1]: best total similarity so far where the last mapped JS line maps to source line s
@@ -53,7 +60,7 @@ export function alignLines(js: string, source: string, firstSourceLine = 1): num
     let prefixBest = best[0];
     let prefixArg = 0;
     for (let s = 0; s < S; s++) {
-      const sim = similarity(jsTokens[j], srcTokens[s]);
+      const sim = score(j, s);
       if (sim > 0.2) {
         const later = prefixBest + sim;
         const same = best[s + 1] + sim / 2;

@@ -2,12 +2,15 @@
 import { readFileSync } from "fs";
 import { Kernel } from "./kernel";
 import type { ConnectionInfo } from "./wire";
+import { forwardOwnTypes, resolveOwnPackage } from "./self-import";
 
 export async function startKernel(connectionFile: string): Promise<Kernel> {
   const conn = JSON.parse(readFileSync(connectionFile, "utf8")) as ConnectionInfo;
   if (conn.signature_scheme && conn.signature_scheme !== "hmac-sha256") {
     throw new Error(`unsupported signature_scheme ${conn.signature_scheme}; tslaunch signs with hmac-sha256`);
   }
+  resolveOwnPackage();
+  forwardOwnTypes(process.cwd());
   const kernel = new Kernel(conn, process.cwd());
   // No worker may outlive the kernel: on any exit path, kill the running launch's workers. (A
   // SIGKILL of the kernel skips this; the workers' lifeline pipe covers that case.)

@@ -158,6 +158,11 @@ export class Session {
       const lines = diagnostics.map((d) => `line ${d.line}, column ${d.character}: ${d.message}`);
       return { ename: "CompileError", evalue: lines[0], traceback: lines };
     }
+    // A failed launch (LaunchError) carries its whole report: show it, not the kernel-side stack.
+    const report = exception as { traceback?: unknown; name?: string; message?: string };
+    if (exception instanceof Error && Array.isArray(report.traceback)) {
+      return { ename: exception.name, evalue: exception.message, traceback: report.traceback.map(String) };
+    }
     if (exception instanceof Error) {
       return { ename: exception.name || "Error", evalue: exception.message, traceback: (exception.stack ?? String(exception)).split("\n") };
     }

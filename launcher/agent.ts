@@ -13,6 +13,7 @@ import { createLaunchDir, type LaunchDir } from "./launch-dir";
 import { createStackMapper } from "./stack-map";
 import type { LaunchOptions } from "./options";
 import { workerEnvironment } from "./worker-env";
+import { IN_WORKER_ENV } from "./script-host";
 
 export type WorkerState = "starting" | "running" | "succeeded" | "failed" | "stopped";
 export type LaunchOutcome = "succeeded" | "failed" | "interrupted";
@@ -62,6 +63,8 @@ export interface WorkerSpec {
   payload: LaunchPayload;
   /** Extra environment for every worker (on top of process.env and the torchrun variables). */
   env?: Record<string, string>;
+  /** Node flags for the workers (a script run with a TypeScript loader passes its own). */
+  execArgv?: string[];
   /** SIGTERM, then SIGKILL after this many ms. */
   stopGraceMs?: number;
 }
@@ -157,6 +160,7 @@ export class Launch {
   private async runAttempt(payloadPath: string): Promise<LaunchOutcome> {
     const { options, numProcesses } = this.spec;
     this.returnValues.length = 0;
+    this.barriers.clear();
     this.workers = [];
     for (let localRank = 0; localRank < numProcesses; localRank++) {
       const rank = options.nodeRank * numProcesses + localRank;
@@ -168,10 +172,11 @@ export class Launch {
         [ENV.endpoint]: this.channel.endpoint,
         [ENV.key]: this.key.toString("hex"),
         [ENV.payload]: payloadPath,
+        [IN_WORKER_ENV]: "1",
       };
       // Not detached: workers stay in the kernel's process group, so Jupyter's interrupt (a SIGINT
       // to the group) reaches them too. fd 3 is the lifeline (see worker-main).
-      const child = spawn(process.execPath, [WORKER_MAIN], { env, cwd: this.spec.payload.cwd, stdio: ["ignore", "pipe", "pipe", "pipe"] });
+      const child = spawn(process.execPath, [...(this.spec.execArgv ?? []), WORKER_MAIN], { env, cwd: this.spec.payload.cwd, stdio: ["ignore", "pipe", "pipe", "pipe"] });
       const worker: RunningWorker = {
         rank, localRank, pid: child.pid, state: "starting", exitCode: null, signal: null, child, closed: false,
         prefixers: { stdout: new LinePrefixer(prefix), stderr: new LinePrefixer(prefix), "chan:stdout": new LinePrefixer(prefix), "chan:stderr": new LinePrefixer(prefix) },
@@ -277,9 +282,23 @@ export class Launch {
       case "error":
         worker.error = { ...message.error, stack: this.mapStack(message.error.stack) };
         break;
+      case "barrier":
+        this.onBarrier(from, message.seq);
+        break;
       case "eos":
         break;
     }
+  }
+
+  /** Barrier `seq` is released once every rank of the attempt has reached it. */
+  private readonly barriers = new Map<number, Set<string>>();
+  private onBarrier(from: string, seq: number): void {
+    const arrived = this.barriers.get(seq) ?? new Set<string>();
+    arrived.add(from);
+    this.barriers.set(seq, arrived);
+    if (arrived.size < this.workers.length) return;
+    this.barriers.delete(seq);
+    for (const id of arrived) this.channel.sendTo(id, { type: "release", seq });
   }
 
   private emitOutput(worker: RunningWorker, source: string, name: "stdout" | "stderr", text: string): void {

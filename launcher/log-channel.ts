@@ -3,7 +3,7 @@
 // and counted) and acknowledges a worker's end of stream so the worker can exit without losing
 // queued output.
 import { Router } from "zeromq";
-import { decodeMessage, encodeMessage, type WorkerMessage } from "./protocol";
+import { decodeMessage, encodeMessage, type AgentMessage, type WorkerMessage } from "./protocol";
 
 export interface ChannelMessage {
   /** The worker's routing id, e.g. "rank2-pid1234". */
@@ -44,6 +44,11 @@ export class LogChannel {
     } catch (err) {
       if (!this.closed) throw err;
     }
+  }
+
+  /** A message to one worker, by its routing id. */
+  sendTo(routingId: string, message: AgentMessage): void {
+    this.send(Buffer.from(routingId), encodeMessage(this.key, message));
   }
 
   private send(to: Buffer, frames: Buffer[]): void {

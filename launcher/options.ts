@@ -30,6 +30,10 @@ export interface LaunchOptions {
 /** A bad option: says what was wrong, what is accepted, and what to do. */
 export class OptionError extends Error {
   override name = "OptionError";
+  /** What the kernel shows: the message alone; the stack inside tslaunch helps no one. */
+  get traceback(): string[] {
+    return [`${this.name}: ${this.message}`];
+  }
 }
 
 type Key = keyof LaunchOptions;

@@ -26,10 +26,12 @@ export type WorkerMessage =
   /** The function API's return value; the value itself travels v8-serialized in the binary frame. */
   | { type: "result" }
   | { type: "error"; error: ErrorPayload }
+  /** `waitForEveryone()`: the worker waits for `release` with the same seq. */
+  | { type: "barrier"; seq: number }
   /** The worker has nothing more to send and waits for an `ack` before it exits. */
   | { type: "eos" };
 
-export type AgentMessage = { type: "ack" };
+export type AgentMessage = { type: "ack" } | { type: "release"; seq: number };
 
 export function signFrames(key: Buffer, frames: Buffer[]): Buffer {
   const hmac = createHmac("sha256", key);

@@ -18,11 +18,38 @@ export class WorkerChannel {
   /** Which stream was written last: keeps stdout/stderr interleaving close to the write order. */
   private lastStream: "stdout" | "stderr" | null = null;
 
+  private acked: () => void = () => {};
+  private readonly ackReceived = new Promise<void>((resolve) => (this.acked = resolve));
+  private readonly releases = new Map<number, () => void>();
+
   constructor(endpoint: string, private readonly key: Buffer, routingId: string) {
     // linger: zeromq.js still drops queued messages on exit (the anchors saw 5-10 % lost over ipc),
     // which is why `finish()` waits for the agent's ack instead of trusting linger.
     this.socket = new Dealer({ routingId, linger: 2000, sendHighWaterMark: 0 });
     this.socket.connect(endpoint);
+    void this.receive();
+  }
+
+  /** Resolves when the agent releases barrier `seq` (every rank has reached it). */
+  waitForRelease(seq: number): Promise<void> {
+    return new Promise((resolve) => this.releases.set(seq, resolve));
+  }
+
+  private async receive(): Promise<void> {
+    try {
+      for await (const frames of this.socket) {
+        const decoded = decodeMessage<AgentMessage>(this.key, frames);
+        if (!decoded) continue;
+        const m = decoded.message;
+        if (m.type === "ack") this.acked();
+        else if (m.type === "release") {
+          this.releases.get(m.seq)?.();
+          this.releases.delete(m.seq);
+        }
+      }
+    } catch {
+      // socket closed
+    }
   }
 
   send(message: WorkerMessage, binary?: Buffer): void {
@@ -60,19 +87,11 @@ export class WorkerChannel {
     this.send({ type: "eos" });
     await this.drained();
     const acked = await Promise.race([
-      this.waitForAck(),
+      this.ackReceived.then(() => true),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref()),
     ]);
     this.socket.close();
     return acked;
-  }
-
-  private async waitForAck(): Promise<boolean> {
-    for await (const frames of this.socket) {
-      const decoded = decodeMessage<AgentMessage>(this.key, frames);
-      if (decoded?.message.type === "ack") return true;
-    }
-    return false;
   }
 
   private enqueue(frames: Buffer[]): void {

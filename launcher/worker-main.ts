@@ -7,6 +7,8 @@ import { readPayload } from "./payload";
 import { setDisplaySink } from "./worker-display";
 import { createCellRuntime, runCell } from "./replay";
 import { serialize } from "v8";
+import { attachWorkerChannel } from "./worker-api";
+import { REPLAYING } from "./script-host";
 
 /** fd 3 is a pipe whose other end only the agent holds. */
 const LIFELINE_FD = 3;
@@ -42,6 +44,7 @@ async function main(): Promise<void> {
   delete process.env[ENV.key]; // the user's code has no business with the channel key
   const channel = new WorkerChannel(process.env[ENV.endpoint]!, key, `rank${rank}-pid${process.pid}`);
   channel.send({ type: "hello", rank, pid: process.pid });
+  attachWorkerChannel(channel);
 
   // Output of the user's code goes through the channel; native code writing to fd 1/2 and Node's
   // own crash messages still reach the agent through the process's stdout/stderr pipes.
@@ -77,6 +80,7 @@ async function main(): Promise<void> {
   const payload = readPayload(process.env[ENV.payload]!);
   const runtime = createCellRuntime(payload);
   setDisplaySink(() => {});
+  (globalThis as Record<symbol, unknown>)[REPLAYING] = true;
   for (const cell of payload.replay) {
     try {
       await runCell(runtime, cell, false);
@@ -85,11 +89,20 @@ async function main(): Promise<void> {
       return finish();
     }
   }
+  (globalThis as Record<symbol, unknown>)[REPLAYING] = false;
   silent = false;
   setDisplaySink((display, update) => channel.send({ type: "display", update, display }));
   try {
     const value = await runCell(runtime, payload.body, true, payload.argsV8);
-    if (payload.argsV8 !== undefined) channel.send({ type: "result" }, serialize(value));
+    if (payload.argsV8 !== undefined) {
+      let bytes: Buffer;
+      try {
+        bytes = serialize(value);
+      } catch (err) {
+        throw new TypeError(`rank ${rank}'s return value cannot be sent back (it must be structured-cloneable): ${(err as Error).message}`);
+      }
+      channel.send({ type: "result" }, bytes);
+    }
   } catch (err) {
     await fail(errorPayload(err, "body"));
   }

@@ -1,0 +1,163 @@
+// 1. Launch latency: `%%launch -n N` with the body `1`, execute_request -> execute_reply (+ iopub idle),
+// on a fresh kernel per N (first launch = cold, then warm reps), beside torch elastic_launch and
+// ipyparallel %%px measured in the same run, N by N.
+import { kernelKinds, nowMs, ratio, runAnchor, stats, table, fmt, fmtStats, loadavg, type Anchors, type CommandLog, type KernelPool, type Stats, timeCell } from "./lib";
+
+export interface LatencyOptions {
+  ns: number[];
+  reps: number;
+  ippCalls: number;
+}
+
+export interface LatencyRow {
+  n: number;
+  load: number[];
+  ours: {
+    kernelStartupMs: number;
+    coldMs: number;
+    warmMs: Stats;
+    warmRaw: number[];
+    statuses: string[];
+    errors: string[];
+  } | { error: string };
+  elastic: { coldReturnMs: number; warmReturnMs: Stats; warmFirstMs: Stats; load: number[] } | { error: string };
+  ipp: {
+    pxMs: Stats;
+    pxPrintMs: Stats;
+    executeMs: Stats;
+    startupMs: Stats;
+    allExitedMs: Stats;
+    pxPrintMismatches: number;
+    forceKilled: number;
+    calls: number;
+    load: number[];
+  } | { error: string };
+}
+
+const toMs = (s: Stats): Stats => ({ n: s.n, min: s.min * 1e3, median: s.median * 1e3, max: s.max * 1e3 });
+
+async function measureOurs(pool: KernelPool, n: number, reps: number, log: CommandLog): Promise<LatencyRow["ours"]> {
+  log.add(`[ours] fresh tslaunch kernel; cell \`1\`; then ${reps + 1} x cell "%%launch -n ${n}\\n1" (first = cold)`);
+  const kernel = await pool.start(kernelKinds().tslaunch);
+  try {
+    const errors: string[] = [];
+    const statuses: string[] = [];
+    // An ordinary cell first: the cold figure is the first *launch*, not the kernel's first compile.
+    const first = await timeCell(kernel.client, "1");
+    if (first.status !== "ok") errors.push(`warm-up cell: ${first.errorText}`);
+    const code = `%%launch -n ${n}\n1`;
+    const cold = await timeCell(kernel.client, code);
+    statuses.push(cold.status);
+    if (cold.errorText) errors.push(`cold: ${cold.errorText}`);
+    const warm: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const r = await timeCell(kernel.client, code);
+      statuses.push(r.status);
+      if (r.errorText) errors.push(`rep ${i}: ${r.errorText}`);
+      warm.push(r.ms);
+    }
+    return { kernelStartupMs: kernel.startupMs, coldMs: cold.ms, warmMs: stats(warm), warmRaw: warm, statuses, errors };
+  } finally {
+    await pool.dispose(kernel);
+  }
+}
+
+async function measureElastic(anchors: Anchors, n: number, reps: number, log: CommandLog): Promise<LatencyRow["elastic"]> {
+  const load = loadavg();
+  const j = await runAnchor(anchors, "py", "launch_torch.py", ["--method", "elastic", "--n", n, "--reps", reps], log, 600_000);
+  return { coldReturnMs: j.cold.return * 1e3, warmReturnMs: toMs(j.warm.return), warmFirstMs: toMs(j.warm.first), load };
+}
+
+async function measureIpp(anchors: Anchors, n: number, calls: number, log: CommandLog): Promise<LatencyRow["ipp"]> {
+  const load = loadavg();
+  const j = await runAnchor(anchors, "py", "ipp_bench.py", ["--n", n, "--startups", 1, "--calls", calls], log, 600_000);
+  return {
+    pxMs: toMs(j.px),
+    pxPrintMs: toMs(j.px_print),
+    executeMs: toMs(j.exec),
+    startupMs: toMs(j.startup),
+    allExitedMs: toMs(j.all_exited),
+    pxPrintMismatches: j.px_print_mismatches,
+    forceKilled: j.leftover_after_reap,
+    calls,
+    load,
+  };
+}
+
+const errorOf = (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) });
+
+export async function runLatency(opts: LatencyOptions, pool: KernelPool, anchors: Anchors, log: CommandLog): Promise<LatencyRow[]> {
+  const rows: LatencyRow[] = [];
+  for (const n of opts.ns) {
+    const t0 = nowMs();
+    const load = loadavg();
+    console.log(`  N=${n}: ours...`);
+    const ours = await measureOurs(pool, n, opts.reps, log).catch(errorOf);
+    console.log(`  N=${n}: torch elastic_launch...`);
+    const elastic = await measureElastic(anchors, n, opts.reps, log).catch(errorOf);
+    console.log(`  N=${n}: ipyparallel %%px...`);
+    const ipp = await measureIpp(anchors, n, opts.ippCalls, log).catch(errorOf);
+    rows.push({ n, load, ours, elastic, ipp });
+    console.log(`  N=${n} done in ${fmt((nowMs() - t0) / 1e3)} s`);
+  }
+  return rows;
+}
+
+export function latencyTables(rows: LatencyRow[], reps: number): string {
+  const out: string[] = [];
+  const main = rows.map((r) => {
+    const o = "error" in r.ours ? undefined : r.ours;
+    const e = "error" in r.elastic ? undefined : r.elastic;
+    const p = "error" in r.ipp ? undefined : r.ipp;
+    return [
+      r.n,
+      o ? fmtStats(o.warmMs) : "error",
+      e ? fmtStats(e.warmReturnMs) : "error",
+      p ? fmtStats(p.pxMs) : "error",
+      fmt(ratio(o?.warmMs.median, e?.warmReturnMs.median), 2),
+      fmt(ratio(o?.warmMs.median, p?.pxMs.median), 2),
+      r.load.join(" "),
+    ];
+  });
+  out.push(
+    `Warm launch latency, ms, min / median / max. Ours: \`%%launch -n N\` + body \`1\`, execute_request -> execute_reply and idle, ${reps} warm reps on a fresh kernel per N. ` +
+      `torch: \`elastic_launch\` return (accelerate's notebook_launcher settings), ${reps} warm reps. ipyparallel: \`%%px x=1\` on a running cluster of N engines (engines persist between cells; no processes are started).`,
+    "",
+    table(["N", "ours warm", "torch elastic_launch warm return", "ipyparallel %%px x=1", "ours / elastic (medians)", "ours / %%px (medians)", "load at N start"], main),
+  );
+  const cold = rows.map((r) => {
+    const o = "error" in r.ours ? undefined : r.ours;
+    const e = "error" in r.elastic ? undefined : r.elastic;
+    const p = "error" in r.ipp ? undefined : r.ipp;
+    return [
+      r.n,
+      o ? fmt(o.coldMs) : "error",
+      e ? fmt(e.coldReturnMs) : "error",
+      fmt(ratio(o?.coldMs, e?.coldReturnMs), 2),
+      o ? fmt(o.kernelStartupMs) : "error",
+      p ? fmtStats(p.startupMs, 1, 0) : "error",
+      p ? fmtStats(p.pxPrintMs) : "error",
+      p ? `${p.pxPrintMismatches} / ${p.calls}` : "—",
+      e ? fmtStats(e.warmFirstMs) : "—",
+    ];
+  });
+  out.push(
+    "",
+    "Cold figures and start-up (ms; single samples unless min / median / max). Ours cold = first `%%launch` after one ordinary cell in a fresh kernel; torch cold = first elastic_launch in the process (torch already imported).",
+    "",
+    table(
+      ["N", "ours cold launch", "elastic cold return", "ours / elastic (cold)", "our kernel start -> ready", "ipp cluster start (1 start-up)", "ipp %%px print(...)", "%%px print not shown", "elastic warm: all workers' first statement"],
+      cold,
+    ),
+  );
+  const errors = rows.flatMap((r) =>
+    (["ours", "elastic", "ipp"] as const).flatMap((k) => {
+      const v = r[k] as { error?: string; errors?: string[] };
+      if (v.error) return [`N=${r.n} ${k}: ${v.error}`];
+      if (v.errors?.length) return v.errors.map((e) => `N=${r.n} ${k}: ${e}`);
+      return [];
+    }),
+  );
+  if (errors.length) out.push("", "Errors:", ...errors.map((e) => `* ${e}`));
+  return out.join("\n");
+}

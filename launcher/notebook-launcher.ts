@@ -1,0 +1,125 @@
+// The function API: notebookLauncher(fn, args, options) and debugLauncher(fn, args, n), Accelerate's
+// notebook_launcher / debug_launcher with their contract kept and their known bugs fixed: the
+// ranks' return values come back, mixed_precision reaches the workers, the prefix shows.
+import { serialize } from "v8";
+import { Launch, type LaunchEvent, type RunResult } from "./agent";
+import { buildErrorReport, type LaunchErrorReport } from "./error-report";
+import { optionsFromObject, OptionError, type LaunchOptions } from "./options";
+import { getLaunchHost, type LaunchHost } from "./launch-host";
+import { resolveNumProcesses } from "./num-processes";
+import type { RecordedCell } from "./payload";
+import { scriptHost, workerSideCall } from "./script-host";
+
+export type LauncherOptions = Partial<Record<keyof LaunchOptions, unknown>> & Record<string, unknown>;
+
+/** A failed launch: the message is the report's one-line summary; `traceback` the whole report. */
+export class LaunchError extends Error {
+  override name = "LaunchError";
+  readonly traceback: string[];
+  constructor(readonly report: LaunchErrorReport, readonly result: RunResult) {
+    super(report.evalue);
+    this.traceback = report.traceback;
+    if (report.ename === "KeyboardInterrupt") this.name = "KeyboardInterrupt";
+  }
+}
+
+const RESULT_VAR = "__tslaunch_result__";
+
+/**
+ * JavaScript that finds `fn` in a worker. A function that an earlier cell exported under its own
+ * name is taken from the replayed session (its closure intact). Any other function is rebuilt from
+ * its source, with the session's names in scope (tslab exports every top-level name of a cell).
+ */
+function functionLocator(fn: Function): string {
+  const exported = (globalThis as { __tslab__?: { exports?: Record<string, unknown> } }).__tslab__?.exports;
+  if (fn.name && exported && exported[fn.name] === fn) return `exports[${JSON.stringify(fn.name)}]`;
+  let source = Function.prototype.toString.call(fn);
+  if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
+    throw new OptionError(
+      `notebookLauncher cannot send ${fn.name ? `"${fn.name}"` : "this function"} to the workers: it is native or bound. ` +
+        "Pass a function declared in a cell (e.g. function train(index: number) { ... }).",
+    );
+  }
+  // Method shorthand (`train() {}` from an object) is not an expression: make it one.
+  if (!/^(async\s+)?(function\b|\(|[A-Za-z_$][\w$]*\s*=>|class\b)/.test(source)) {
+    source = source.replace(/^(async\s+)?/, (m) => `${m}function `);
+  }
+  return `(function () { with (exports) { return (${source}); } })()`;
+}
+
+function callBody(locator: string, executionCount: number): RecordedCell {
+  const js = [
+    `const __tslaunch_fn__ = ${locator};`,
+    `exports.${RESULT_VAR} = await __tslaunch_fn__(Number(process.env.RANK), ...exports.__tslaunch_args__);`,
+  ].join("\n");
+  return { executionCount, js, async: true, lastExpressionVar: RESULT_VAR, jsLineToCellLine: [] };
+}
+
+function serializeArgs(args: unknown[]): string {
+  try {
+    return serialize(args).toString("base64");
+  } catch (err) {
+    throw new OptionError(
+      `notebookLauncher's args must be structured-cloneable (numbers, strings, arrays, plain objects, typed arrays, Maps...) ` +
+        `to reach the workers: ${(err as Error).message}. Create other values inside the function instead.`,
+    );
+  }
+}
+
+async function launchFunction(fn: Function, args: unknown[], options: LaunchOptions, extraEnv: Record<string, string>, host: LaunchHost): Promise<unknown[]> {
+  if (typeof fn !== "function") throw new OptionError(`notebookLauncher's first argument must be a function, got ${typeof fn}`);
+  if (!Array.isArray(args)) throw new OptionError(`notebookLauncher's args must be an array (the function receives (processIndex, ...args)), got ${typeof args}`);
+  const numProcesses = resolveNumProcesses(options, "notebookLauncher(fn, args, { numProcesses: 4 })");
+  host.checkBeforeLaunch?.();
+  const payload = {
+    cwd: host.cwd,
+    replay: host.replay(),
+    sideOutputs: host.sideOutputs(),
+    body: callBody(host.locateFunction ? host.locateFunction(fn) : functionLocator(fn), host.executionCount()),
+    argsV8: serializeArgs(args),
+  };
+  const env = { ...host.workerEnv, ...extraEnv };
+  const launch = new Launch({ options, numProcesses, payload, env, execArgv: host.execArgv }, (event: LaunchEvent) => host.onEvent(event));
+  host.setActive(launch);
+  try {
+    const result = await launch.run();
+    if (result.outcome === "succeeded") return Array.from({ length: numProcesses * options.numNodes }, (_, i) => result.returnValues[i]);
+    throw new LaunchError(buildErrorReport(result, numProcesses * options.numNodes), result);
+  } finally {
+    host.setActive(null);
+  }
+}
+
+/**
+ * Runs `fn(processIndex, ...args)` in `numProcesses` worker processes and resolves to their return
+ * values, indexed by rank. Rejects with a LaunchError (one report: the first failed rank, its exit
+ * code, its stack) when a rank fails after the restarts allowed.
+ */
+export async function notebookLauncher<A extends unknown[], R>(
+  fn: (processIndex: number, ...args: A) => R | Promise<R>,
+  args: A = [] as unknown as A,
+  options: LauncherOptions = {},
+): Promise<Awaited<R>[]> {
+  const inWorker = workerSideCall(fn, args);
+  if (inWorker) return inWorker as Promise<Awaited<R>[]>;
+  const parsed = optionsFromObject(options);
+  return (await launchFunction(fn, args, parsed, {}, getLaunchHost() ?? scriptHost())) as Awaited<R>[];
+}
+
+/**
+ * Accelerate's debug_launcher: CPU only (workers see no accelerator), ACCELERATE_USE_CPU=yes,
+ * no mixed precision, 2 processes by default. For tests and debugging.
+ */
+export async function debugLauncher<A extends unknown[], R>(
+  fn: (processIndex: number, ...args: A) => R | Promise<R>,
+  args: A = [] as unknown as A,
+  numProcesses = 2,
+): Promise<Awaited<R>[]> {
+  const inWorker = workerSideCall(fn, args);
+  if (inWorker) return inWorker as Promise<Awaited<R>[]>;
+  const options = optionsFromObject({ numProcesses, mixedPrecision: "no" });
+  const cpuOnly = { ACCELERATE_USE_CPU: "yes", CUDA_VISIBLE_DEVICES: "", TSLAUNCH_DEVICE: "cpu" };
+  return (await launchFunction(fn, args, options, cpuOnly, getLaunchHost() ?? scriptHost())) as Awaited<R>[];
+}
+
+export { OptionError };
