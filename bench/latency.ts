@@ -43,15 +43,15 @@ async function measureOurs(pool: KernelPool, n: number, reps: number, log: Comma
     const errors: string[] = [];
     const statuses: string[] = [];
     // An ordinary cell first: the cold figure is the first *launch*, not the kernel's first compile.
-    const first = await timeCell(kernel.client, "1");
+    const first = await timeCell(kernel, "1");
     if (first.status !== "ok") errors.push(`warm-up cell: ${first.errorText}`);
     const code = `%%launch -n ${n}\n1`;
-    const cold = await timeCell(kernel.client, code);
+    const cold = await timeCell(kernel, code);
     statuses.push(cold.status);
     if (cold.errorText) errors.push(`cold: ${cold.errorText}`);
     const warm: number[] = [];
     for (let i = 0; i < reps; i++) {
-      const r = await timeCell(kernel.client, code);
+      const r = await timeCell(kernel, code);
       statuses.push(r.status);
       if (r.errorText) errors.push(`rep ${i}: ${r.errorText}`);
       warm.push(r.ms);

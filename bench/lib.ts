@@ -88,7 +88,11 @@ export function runCommand(argv: string[], opts: { cwd?: string; timeoutMs?: num
     let stderr = "";
     child.stdout!.setEncoding("utf8").on("data", (d: string) => {
       stdout += d;
-      if (opts.echo) process.stdout.write(`    ${d.replace(/\n(?=.)/g, "\n    ")}`);
+      if (opts.echo) {
+        // The anchors' one-line summaries, indented; ipyparallel's progress bars (\r-redrawn) left out.
+        const lines = d.split("\n").filter((l) => l.trim() && !l.includes("\r") && !/engine\/s\]/.test(l));
+        for (const l of lines) process.stdout.write(`    ${l}\n`);
+      }
     });
     child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     let timer: NodeJS.Timeout | undefined;
@@ -302,15 +306,23 @@ export class KernelPool {
   }
 }
 
-/** Runs a cell; returns the wall time from execute_request to execute_reply+idle, and what came back. */
+export class CellTimeoutError extends Error {}
+
+/**
+ * Runs a cell; returns the wall time from execute_request to execute_reply+idle (when
+ * KernelClient.execute resolves: both have arrived), and what came back. A cell still running after
+ * timeoutMs is interrupted and reported as a CellTimeoutError with the kernel's output tail; the
+ * caller then disposes the kernel.
+ */
 export async function timeCell(
-  client: KernelClient,
+  kernel: RunningKernel,
   code: string,
   onStream?: (name: string, text: string) => void,
+  timeoutMs = 120_000,
 ): Promise<{ ms: number; status: string; streamMessages: number; errorText?: string }> {
   let streamMessages = 0;
   const t0 = nowMs();
-  const { reply } = await client.execute(code, {
+  const execution = kernel.client.execute(code, {
     storeHistory: false,
     onIOPub: (msg) => {
       if (msg.header.msg_type === "stream") {
@@ -319,7 +331,18 @@ export async function timeCell(
       }
     },
   });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
+  const first = await Promise.race([execution, timedOut]);
+  clearTimeout(timer);
+  if (first === "timeout") {
+    await kernel.client.interrupt().catch(() => undefined);
+    await Promise.race([execution.catch(() => undefined), sleep(10_000)]);
+    const tail = kernel.proc.diagnostics().trim().slice(-1500);
+    throw new CellTimeoutError(`cell ${JSON.stringify(code.slice(0, 60))} still running after ${timeoutMs} ms; interrupted.${tail ? ` Kernel output tail: ${tail}` : ""}`);
+  }
   const ms = nowMs() - t0;
+  const reply = first.reply;
   const status = String(reply.content.status);
   const errorText = status === "ok" ? undefined : `${reply.content.ename}: ${reply.content.evalue}`;
   return { ms, status, streamMessages, errorText };

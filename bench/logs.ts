@@ -2,7 +2,7 @@
 // Node Jupyter client as iopub stream messages, every line checked (rank prefix, per-rank order, none
 // lost). Interleaved rounds with the anchors' raw Node pipe (console.log per line) and ZeroMQ batched
 // PUSH/PULL collectors at the same N and L; ratios per round and of medians.
-import { kernelKinds, fmt, fmtStats, loadavg, nowMs, ratio, runAnchor, stats, table, timeCell, type Anchors, type CommandLog, type KernelPool, type Stats } from "./lib";
+import { kernelKinds, fmt, fmtStats, loadavg, nowMs, ratio, runAnchor, stats, table, timeCell, type Anchors, type CommandLog, type KernelPool, type RunningKernel, type Stats } from "./lib";
 
 export interface LogsOptions {
   n: number;
@@ -110,9 +110,9 @@ function cellCode(n: number, lines: number): string {
   ].join("\n");
 }
 
-async function ourRun(client: Parameters<typeof timeCell>[0], opts: LogsOptions): Promise<OurLogRun> {
+async function ourRun(kernel: RunningKernel, opts: LogsOptions): Promise<OurLogRun> {
   const chk = new OurChecker(opts.n);
-  const r = await timeCell(client, cellCode(opts.n, opts.lines), (name, text) => chk.push(name, text));
+  const r = await timeCell(kernel, cellCode(opts.n, opts.lines), (name, text) => chk.push(name, text), 300_000);
   const tEnd = nowMs();
   chk.end();
   const expected = opts.n * opts.lines;
@@ -136,16 +136,20 @@ export async function runLogs(opts: LogsOptions, pool: KernelPool, anchors: Anch
   log.add(`[ours] one tslaunch kernel; warm-up "%%launch -n ${opts.n}" of 100 lines; then per round the cell ${JSON.stringify(cellCode(opts.n, opts.lines))}`);
   const kernel = await pool.start(kernelKinds().tslaunch);
   const rounds: LogsRound[] = [];
+  let oursBroken = false;
   try {
-    const warm = await ourRun(kernel.client, { ...opts, lines: 100 });
+    const warm = await ourRun(kernel, { ...opts, lines: 100 });
     if (warm.status !== "ok" || warm.lost || warm.bad) console.log(`  warm-up launch: status ${warm.status}, lost ${warm.lost}, bad ${warm.bad} ${warm.error ?? ""}`);
     for (let i = 0; i < opts.rounds; i++) {
       const round: LogsRound = { load: loadavg(), errors: [] };
       try {
-        round.ours = await ourRun(kernel.client, opts);
+        if (oursBroken) throw new Error("skipped: an earlier round of ours failed");
+        round.ours = await ourRun(kernel, opts);
         if (round.ours.error) round.errors.push(`ours: ${round.ours.error}`);
       } catch (err) {
         round.errors.push(`ours: ${err instanceof Error ? err.message : err}`);
+        // A kernel that timed out or died is not measured further; the anchors' rounds go on.
+        oursBroken = true;
       }
       try {
         const j = await runAnchor(anchors, "node", "log_pipe.mjs", ["--n", opts.n, "--lines", opts.lines, "--mode", "console", "--reps", 1], log);

@@ -44,6 +44,28 @@ program
     process.exitCode = await runExecuteCommand(notebook, opts, path.resolve(__filename));
   });
 
+program
+  .command("run")
+  .description("run a script in N worker processes (the torchrun of tslaunch); flags as %%launch's, see `tslaunch run --help`")
+  .allowUnknownOption(true)
+  .helpOption(false)
+  .argument("[args...]")
+  .action(async (args: string[]) => {
+    const { runCommand } = await import("../launcher/cli");
+    process.exitCode = await runCommand(args);
+  });
+
+program
+  .command("agent")
+  .description("join a launch across nodes hosted by node 0 (a notebook cell or tslaunch run); see `tslaunch agent --help`")
+  .allowUnknownOption(true)
+  .helpOption(false)
+  .argument("[args...]")
+  .action(async (args: string[]) => {
+    const { agentCommand } = await import("../launcher/cli");
+    process.exitCode = await agentCommand(args);
+  });
+
 program.parseAsync(process.argv).catch((err) => {
   console.error(`tslaunch: ${err?.message ?? err}`);
   process.exit(2);

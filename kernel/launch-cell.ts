@@ -79,6 +79,9 @@ export function showLaunchEvent(event: LaunchEvent, output: CellOutput): void {
     case "display":
       output.display({ ...event.display, metadata: { ...event.display.metadata, tslaunch: { rank: event.rank } } }, event.update);
       break;
+    case "notice":
+      output.stream("stderr", `[tslaunch] ${event.text}\n`);
+      break;
     case "restarting":
       output.stream("stderr", `[tslaunch] ${event.reason}; restart ${event.restartCount}/${event.maxRestarts}\n`);
       break;

@@ -1,42 +1,22 @@
-// The elastic agent: starts a worker group, watches it every monitor_interval, stops it when a rank
-// fails, restarts it while restarts are left, and reports everything as LaunchEvents. It knows
-// nothing of Jupyter: the kernel turns events into iopub messages, the CLI into terminal lines.
-import { spawn, type ChildProcess } from "child_process";
+// The elastic agent of the launching node: runs the launch's attempts. Each attempt starts this
+// node's worker group (and, across nodes, tells the joined agents to start theirs), watches every
+// monitor_interval, stops everything when a rank fails, and restarts the whole world while
+// restarts are left. It knows nothing of Jupyter: it reports LaunchEvents, which the kernel turns
+// into iopub messages and the CLI into terminal lines.
 import { randomBytes } from "crypto";
+import net from "net";
+import os from "os";
 import path from "path";
-import { deserialize } from "v8";
-import { LogChannel, type ChannelMessage } from "./log-channel";
-import { LinePrefixer, renderPrefix } from "./prefix";
-import { ENV, type DisplayPayload, type ErrorPayload } from "./protocol";
+import { LogChannel } from "./log-channel";
 import { writePayload, type LaunchPayload } from "./payload";
 import { createLaunchDir, type LaunchDir } from "./launch-dir";
 import { createStackMapper } from "./stack-map";
 import type { LaunchOptions } from "./options";
-import { workerEnvironment } from "./worker-env";
-import { IN_WORKER_ENV } from "./script-host";
+import { decodeResult, WorkerGroup, type GroupEvent, type RankFailure, type WorkerInfo, type WorkerState } from "./worker-group";
+import { RendezvousStore, rdzvSeconds, secretFrom, storeAddress, type JoinedNode, type NodeMessage } from "./rendezvous";
 
-export type WorkerState = "starting" | "running" | "succeeded" | "failed" | "stopped";
+export type { RankFailure, WorkerInfo, WorkerState };
 export type LaunchOutcome = "succeeded" | "failed" | "interrupted";
-
-export interface WorkerInfo {
-  rank: number;
-  localRank: number;
-  pid: number | undefined;
-  state: WorkerState;
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  /** The error the worker reported before it exited, stack mapped to cell lines. */
-  error?: ErrorPayload;
-  /** When the worker's exit was seen, for ordering failures. */
-  endedAt?: number;
-}
-
-export interface RankFailure {
-  rank: number;
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  error?: ErrorPayload;
-}
 
 export interface RunResult {
   outcome: LaunchOutcome;
@@ -45,20 +25,20 @@ export interface RunResult {
   /** The function API's return values, indexed by rank. */
   returnValues: unknown[];
   restarts: number;
-  /** Signed-message check: how many messages were dropped as unsigned or forged. */
+  worldSize: number;
+  /** Messages dropped because they were unsigned or forged (log channel and store). */
   droppedMessages: number;
 }
 
 export type LaunchEvent =
-  | { type: "started"; rank: number; pid: number; restartCount: number }
-  | { type: "output"; rank: number; name: "stdout" | "stderr"; text: string }
-  | { type: "display"; rank: number; display: DisplayPayload; update: boolean }
-  | { type: "state"; worker: WorkerInfo }
+  | Exclude<GroupEvent, { type: "result" }>
+  | { type: "notice"; text: string }
   | { type: "restarting"; restartCount: number; maxRestarts: number; reason: string }
   | { type: "done"; result: RunResult };
 
 export interface WorkerSpec {
   options: LaunchOptions;
+  /** Processes on this node. */
   numProcesses: number;
   payload: LaunchPayload;
   /** Extra environment for every worker (on top of process.env and the torchrun variables). */
@@ -67,32 +47,56 @@ export interface WorkerSpec {
   execArgv?: string[];
   /** SIGTERM, then SIGKILL after this many ms. */
   stopGraceMs?: number;
+  /** The shared secret for launches across nodes (else TSLAUNCH_SECRET). */
+  secret?: string;
 }
-
-type RunningWorker = WorkerInfo & { child?: ChildProcess; closed: boolean; prefixers: Record<string, LinePrefixer> };
-
-const WORKER_MAIN = path.join(__dirname, "worker-main.js");
 
 export function describeFailure(f: RankFailure): string {
-  if (f.signal) return `rank ${f.rank} was killed by ${f.signal}`;
-  return `rank ${f.rank} exited with code ${f.exitCode}`;
+  const where = f.nodeRank > 0 ? ` on node ${f.nodeRank}` : "";
+  if (f.signal) return `rank ${f.rank}${where} was killed by ${f.signal}`;
+  return `rank ${f.rank}${where} exited with code ${f.exitCode}`;
 }
 
-/** One launch: a worker group, its attempts, and the resources that must not outlive it. */
+/** True when nothing listens on host:port (so MASTER_PORT can be handed to the workers). */
+function portIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One launch: its attempts, and the resources that must not outlive it. */
 export class Launch {
-  private dir!: LaunchDir;
-  private channel!: LogChannel;
-  private readonly key = randomBytes(32);
-  private workers: RunningWorker[] = [];
+  private dir?: LaunchDir;
+  private channel?: LogChannel;
+  private store?: RendezvousStore;
+  private group?: WorkerGroup;
+  private attempt = 0;
   private restartCount = 0;
+  private worldSize: number;
   private stopRequested: LaunchOutcome | null = null;
-  private readonly returnValues: unknown[] = [];
+  private returnValues: unknown[] = [];
+  private readonly barriers = new Map<number, Set<number>>();
   private readonly mapStack: (stack: string) => string;
-  private monitorTimer: NodeJS.Timeout | null = null;
+  private readonly started = performance.now();
   private wake: (() => void) | null = null;
+  private finished: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly spec: WorkerSpec, private readonly onEvent: (e: LaunchEvent) => void) {
     this.mapStack = createStackMapper(spec.payload);
+    this.worldSize = spec.numProcesses;
   }
 
   /** Ends the launch from outside (Jupyter's interrupt): every worker is stopped. */
@@ -109,14 +113,13 @@ export class Launch {
 
   /** Synchronous last resort when the host process is exiting: SIGKILL everything, remove the folder. */
   abortSync(): void {
-    for (const w of this.workers) if (!w.closed && w.child) w.child.kill("SIGKILL");
+    this.group?.killSync();
+    this.store?.broadcast({ type: "stop", attempt: this.attempt });
     this.dir?.remove();
   }
 
-  private finished: Promise<unknown> = Promise.resolve();
-
   get pids(): number[] {
-    return this.workers.flatMap((w) => (w.pid ? [w.pid] : []));
+    return this.group?.workers.flatMap((w) => (w.pid ? [w.pid] : [])) ?? [];
   }
 
   run(): Promise<RunResult> {
@@ -125,194 +128,169 @@ export class Launch {
     return running;
   }
 
+  private clock = () => performance.now() - this.started;
+
   private async runAttempts(): Promise<RunResult> {
+    const { options } = this.spec;
     this.dir = await createLaunchDir();
     let result: RunResult | undefined;
     try {
-      this.channel = await LogChannel.open(`ipc://${this.dir.path}/agent.sock`, this.key, (m) => this.onChannelMessage(m));
+      this.channel = await LogChannel.open(`ipc://${this.dir.path}/agent.sock`, randomBytes(32), (m) => this.group?.onChannelMessage(m));
       const payloadPath = path.join(this.dir.path, "payload.json");
       writePayload(payloadPath, this.spec.payload);
+      if (options.numNodes > 1) await this.gatherNodes();
+      else await this.pickMasterPort();
       for (;;) {
         const outcome = await this.runAttempt(payloadPath);
         const failures = this.failuresInOrder();
-        const restartsLeft = this.restartCount < this.spec.options.maxRestarts;
-        if (outcome === "failed" && restartsLeft && !this.stopRequested) {
+        if (outcome === "failed" && this.restartCount < options.maxRestarts && !this.stopRequested) {
           this.restartCount++;
           this.onEvent({
-            type: "restarting", restartCount: this.restartCount, maxRestarts: this.spec.options.maxRestarts,
+            type: "restarting", restartCount: this.restartCount, maxRestarts: options.maxRestarts,
             reason: `worker group failed: ${describeFailure(failures[0])}`,
           });
           continue;
         }
         result = {
-          outcome, failures, returnValues: this.returnValues, restarts: this.restartCount, droppedMessages: this.channel.dropped,
+          outcome, failures, returnValues: this.returnValues, restarts: this.restartCount, worldSize: this.worldSize,
+          droppedMessages: this.channel.dropped + (this.store?.refused ?? 0),
         };
         return result;
       }
     } finally {
-      await this.stopAll();
+      await this.group?.stop();
+      if (this.store) {
+        this.store.broadcast({ type: "finish", outcome: result?.outcome ?? "failed" });
+        await this.store.flushed();
+        this.store.close();
+      }
       this.channel?.close();
       this.dir.remove();
       if (result) this.onEvent({ type: "done", result });
     }
   }
 
+  /** Single node: MASTER_PORT must be free for the workers; a busy one is replaced, and said so. */
+  private async pickMasterPort(): Promise<void> {
+    const o = this.spec.options;
+    if (await portIsFree(o.masterAddr, Number(o.usePort))) return;
+    const port = await freePort(o.masterAddr);
+    this.onEvent({ type: "notice", text: `use_port ${o.usePort} is busy on ${o.masterAddr}; the workers get MASTER_PORT=${port} instead.` });
+    this.spec.options = { ...o, usePort: String(port) };
+  }
+
+  /** Several nodes: host the store, wait for the other agents, hand them the session and body. */
+  private async gatherNodes(): Promise<void> {
+    const o = this.spec.options;
+    const secret = secretFrom(this.spec.secret);
+    this.store = new RendezvousStore(secret, o, this.spec.numProcesses, { onNodeMessage: (n, m, b) => this.onNodeMessage(n, m, b) });
+    const { host, port, flag } = storeAddress(o);
+    await this.store.bind(host, port, flag);
+    this.onEvent({ type: "notice", text: `waiting for ${o.numNodes - 1} more node(s) to join at ${host}:${port} (${o.rdzvBackend} rendezvous, rdzv_id ${o.rdzvId})` });
+    this.worldSize = await this.store.gather(this.spec.payload, rdzvSeconds(o, "join_timeout", 600) * 1000, () => this.stopRequested !== null);
+    const nodes = [...this.store.nodes.values()].map((n) => `node ${n.nodeRank} (${n.host}, ${n.numProcesses} process${n.numProcesses > 1 ? "es" : ""})`);
+    this.onEvent({ type: "notice", text: `${o.numNodes} nodes joined, world size ${this.worldSize}: node 0 (${os.hostname()}, ${this.spec.numProcesses}), ${nodes.join(", ")}` });
+  }
+
   private async runAttempt(payloadPath: string): Promise<LaunchOutcome> {
-    const { options, numProcesses } = this.spec;
-    this.returnValues.length = 0;
+    this.attempt++;
+    this.returnValues = [];
     this.barriers.clear();
-    this.workers = [];
-    for (let localRank = 0; localRank < numProcesses; localRank++) {
-      const rank = options.nodeRank * numProcesses + localRank;
-      const prefix = renderPrefix(options.logLinePrefixTemplate, { rank, local_rank: localRank, role_name: "default", node_rank: options.nodeRank });
-      const env = {
-        ...process.env,
-        ...workerEnvironment(options, { rank, localRank, localWorldSize: numProcesses, restartCount: this.restartCount }),
-        ...this.spec.env,
-        [ENV.endpoint]: this.channel.endpoint,
-        [ENV.key]: this.key.toString("hex"),
-        [ENV.payload]: payloadPath,
-        [IN_WORKER_ENV]: "1",
-      };
-      // Not detached: workers stay in the kernel's process group, so Jupyter's interrupt (a SIGINT
-      // to the group) reaches them too. fd 3 is the lifeline (see worker-main).
-      const child = spawn(process.execPath, [...(this.spec.execArgv ?? []), WORKER_MAIN], { env, cwd: this.spec.payload.cwd, stdio: ["ignore", "pipe", "pipe", "pipe"] });
-      const worker: RunningWorker = {
-        rank, localRank, pid: child.pid, state: "starting", exitCode: null, signal: null, child, closed: false,
-        prefixers: { stdout: new LinePrefixer(prefix), stderr: new LinePrefixer(prefix), "chan:stdout": new LinePrefixer(prefix), "chan:stderr": new LinePrefixer(prefix) },
-      };
-      this.workers.push(worker);
-      for (const name of ["stdout", "stderr"] as const) {
-        child[name]!.setEncoding("utf8");
-        child[name]!.on("data", (text: string) => this.emitOutput(worker, name, name, text));
-      }
-      child.on("error", (err) => {
-        worker.error ??= { ename: err.name, evalue: err.message, stack: err.stack ?? err.message, phase: "body" };
-      });
-      child.on("close", (code, signal) => {
-        for (const name of ["stdout", "stderr"] as const) {
-          this.flushPartial(worker, name, name);
-          this.flushPartial(worker, `chan:${name}`, name);
-        }
-        worker.closed = true;
-        worker.exitCode = code;
-        worker.signal = signal;
-        worker.endedAt = performance.now();
-        // Jupyter's interrupt signals the whole process group: a worker killed by SIGINT was interrupted.
-        if (signal === "SIGINT") this.stopRequested ??= "interrupted";
-        worker.state = code === 0 ? "succeeded" : worker.state === "stopped" || this.stopRequested ? "stopped" : "failed";
-        this.emitState(worker);
-        this.wake?.();
-      });
-      if (child.pid) this.onEvent({ type: "started", rank, pid: child.pid, restartCount: this.restartCount });
-      this.emitState(worker);
-    }
+    for (const n of this.store?.nodes.values() ?? []) n.outcome = undefined;
+    this.group = new WorkerGroup(
+      {
+        options: this.spec.options, numProcesses: this.spec.numProcesses, nodeRank: 0, rankOffset: 0, worldSize: this.worldSize,
+        restartCount: this.restartCount, payloadPath, cwd: this.spec.payload.cwd, env: this.spec.env, execArgv: this.spec.execArgv,
+        stopGraceMs: this.spec.stopGraceMs, mapStack: this.mapStack, clock: this.clock,
+      },
+      this.channel!,
+      {
+        onEvent: (e) => this.onGroupEvent(e),
+        onBarrier: (rank, seq) => this.onBarrier(rank, seq),
+        onChange: () => this.wake?.(),
+      },
+    );
+    this.group.start();
+    this.store?.broadcast({ type: "start", attempt: this.attempt, restartCount: this.restartCount });
     return this.monitor();
   }
 
-  /** Checks the group every monitor_interval until it succeeded, failed or was stopped. */
+  /** Checks the world every monitor_interval until it succeeded, failed or was stopped. */
   private async monitor(): Promise<LaunchOutcome> {
     const intervalMs = this.spec.options.monitorInterval * 1000;
+    const group = this.group!;
+    const remotes = [...(this.store?.nodes.values() ?? [])];
+    const silentLimitMs = this.store ? rdzvSeconds(this.spec.options, "timeout", 30) * 1000 : Infinity;
     for (;;) {
       await new Promise<void>((resolve) => {
         this.wake = resolve;
-        this.monitorTimer = setTimeout(resolve, intervalMs);
+        setTimeout(resolve, intervalMs);
       });
-      if (this.monitorTimer) clearTimeout(this.monitorTimer);
       this.wake = null;
-      if (this.stopRequested) {
-        await this.stopAll();
-        return this.stopRequested;
+      if (group.interruptedBySignal) this.stopRequested ??= "interrupted";
+      const now = performance.now();
+      const lost = remotes.find((n) => !n.outcome && now - n.lastSeen > silentLimitMs);
+      if (lost) this.onEvent({ type: "notice", text: `node ${lost.nodeRank} (${lost.host}) stopped answering; treating its ranks as failed.` });
+      const remoteFailed = lost || remotes.some((n) => n.outcome?.attempt === this.attempt && n.outcome.outcome === "failed");
+      if (this.stopRequested || group.anyFailed || remoteFailed) {
+        if (lost) lost.outcome = { attempt: this.attempt, outcome: "failed", receivedAt: now, failures: [{ rank: lost.rankOffset, nodeRank: lost.nodeRank, exitCode: null, signal: null, error: { ename: "NodeLost", evalue: `node ${lost.nodeRank} stopped answering`, stack: "", phase: "body" } }] };
+        await this.stopWorld(remotes);
+        return this.stopRequested ?? "failed";
       }
-      if (this.workers.some((w) => w.state === "failed")) {
-        await this.stopAll();
-        return "failed";
-      }
-      if (this.workers.every((w) => w.closed && w.state === "succeeded")) return "succeeded";
+      const remotesDone = remotes.every((n) => n.outcome?.attempt === this.attempt && n.outcome.outcome === "succeeded");
+      if (group.allSucceeded && remotesDone) return "succeeded";
     }
   }
 
-  /** SIGTERM to every live worker, SIGKILL after the grace period; resolves when all are closed. */
-  private async stopAll(): Promise<void> {
-    const live = this.workers.filter((w) => !w.closed && w.child);
-    if (live.length === 0) return;
-    for (const w of live) {
-      if (w.state !== "failed") w.state = "stopped";
-      w.child!.kill("SIGTERM");
-    }
-    const grace = this.spec.stopGraceMs ?? 1500;
-    const allClosed = () => live.every((w) => w.closed);
-    const deadline = performance.now() + grace;
-    while (!allClosed() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const w of live) if (!w.closed) w.child!.kill("SIGKILL");
-    while (!allClosed()) await new Promise((r) => setTimeout(r, 10));
+  private async stopWorld(remotes: JoinedNode[]): Promise<void> {
+    this.store?.broadcast({ type: "stop", attempt: this.attempt });
+    await this.group?.stop();
+    // Give joined nodes a moment to report how their group ended (their failures belong in the report).
+    const deadline = performance.now() + (this.spec.stopGraceMs ?? 1500) + 2000;
+    while (remotes.some((n) => n.outcome?.attempt !== this.attempt) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 
   private failuresInOrder(): RankFailure[] {
-    return this.workers
-      .filter((w) => w.state === "failed")
-      .sort((a, b) => (a.endedAt ?? 0) - (b.endedAt ?? 0))
-      .map((w) => ({ rank: w.rank, exitCode: w.exitCode, signal: w.signal, error: w.error }));
+    const local = this.group?.failures() ?? [];
+    const remote = [...(this.store?.nodes.values() ?? [])].flatMap((n) =>
+      n.outcome?.attempt === this.attempt ? n.outcome.failures.map((f) => ({ ...f, endedAt: n.outcome!.receivedAt - this.started })) : [],
+    );
+    return [...local, ...remote].sort((a, b) => (a.endedAt ?? 0) - (b.endedAt ?? 0));
   }
 
-  private workerFor(from: string): RunningWorker | undefined {
-    const m = /^rank(\d+)-pid(\d+)$/.exec(from);
-    return m ? this.workers.find((w) => w.rank === Number(m[1]) && w.pid === Number(m[2])) : undefined;
+  private onGroupEvent(e: GroupEvent): void {
+    if (e.type === "result") this.returnValues[e.rank] = decodeResult(e.value);
+    else this.onEvent(e);
   }
 
-  private onChannelMessage({ from, message, binary }: ChannelMessage): void {
-    const worker = this.workerFor(from);
-    if (!worker) return; // a message from an earlier attempt's worker
-    switch (message.type) {
-      case "hello":
-        if (worker.state === "starting") {
-          worker.state = "running";
-          this.emitState(worker);
-        }
-        break;
-      case "stream":
-        this.emitOutput(worker, `chan:${message.name}`, message.name, message.text);
-        break;
-      case "display":
-        this.onEvent({ type: "display", rank: worker.rank, display: message.display, update: message.update });
+  private onNodeMessage(node: JoinedNode, m: NodeMessage, binary?: Buffer): void {
+    switch (m.type) {
+      case "event":
+        this.onEvent(m.event);
         break;
       case "result":
-        this.returnValues[worker.rank] = binary ? deserialize(binary) : undefined;
-        break;
-      case "error":
-        worker.error = { ...message.error, stack: this.mapStack(message.error.stack) };
+        if (binary) this.returnValues[m.rank] = decodeResult(binary);
         break;
       case "barrier":
-        this.onBarrier(from, message.seq);
+        this.onBarrier(m.rank, m.seq);
         break;
-      case "eos":
+      case "group":
+        this.wake?.();
+        break;
+      default:
         break;
     }
+    void node;
   }
 
-  /** Barrier `seq` is released once every rank of the attempt has reached it. */
-  private readonly barriers = new Map<number, Set<string>>();
-  private onBarrier(from: string, seq: number): void {
-    const arrived = this.barriers.get(seq) ?? new Set<string>();
-    arrived.add(from);
+  /** Barrier `seq` is released once every rank of the world has reached it. */
+  private onBarrier(rank: number, seq: number): void {
+    const arrived = this.barriers.get(seq) ?? new Set<number>();
+    arrived.add(rank);
     this.barriers.set(seq, arrived);
-    if (arrived.size < this.workers.length) return;
+    if (arrived.size < this.worldSize) return;
     this.barriers.delete(seq);
-    for (const id of arrived) this.channel.sendTo(id, { type: "release", seq });
-  }
-
-  private emitOutput(worker: RunningWorker, source: string, name: "stdout" | "stderr", text: string): void {
-    const out = worker.prefixers[source].push(text);
-    if (out) this.onEvent({ type: "output", rank: worker.rank, name, text: out });
-  }
-
-  private flushPartial(worker: RunningWorker, source: string, name: "stdout" | "stderr"): void {
-    const out = worker.prefixers[source].end();
-    if (out) this.onEvent({ type: "output", rank: worker.rank, name, text: out });
-  }
-
-  private emitState(worker: RunningWorker): void {
-    const { child: _child, prefixers: _p, closed: _c, ...info } = worker;
-    this.onEvent({ type: "state", worker: { ...info } });
+    this.group?.release(seq);
+    this.store?.broadcast({ type: "release", seq });
   }
 }

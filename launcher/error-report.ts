@@ -26,7 +26,7 @@ export function buildErrorReport(result: RunResult, worldSize: number): LaunchEr
     return { ename: "LaunchError", evalue: "the launch failed", traceback: ["LaunchError: the launch failed"] };
   }
   const where = first.error?.phase === "replay" ? ` while replaying cell [${first.error.cell}]` : "";
-  const what = first.error ? `${first.error.ename}: ${first.error.evalue}` : "no error was reported (the process ended abnormally)";
+  const what = first.error ? `${first.error.ename}: ${first.error.evalue}` : "it reported no error before exiting";
   const evalue = `rank ${first.rank} failed first${where} (${exitText(first)}): ${what}`;
   const traceback = [`LaunchError: ${evalue}`];
   if (first.error?.stack) {

@@ -22,6 +22,11 @@ export class LogChannel {
 
   private constructor(readonly endpoint: string, private readonly key: Buffer) {}
 
+  /** The key workers sign with (handed to them in their environment). */
+  get keyHex(): string {
+    return this.key.toString("hex");
+  }
+
   /** Binds before the receive loop starts, so no early message is missed. */
   static async open(endpoint: string, key: Buffer, onMessage: (m: ChannelMessage) => void): Promise<LogChannel> {
     const channel = new LogChannel(endpoint, key);

@@ -225,31 +225,58 @@ export interface ParsedMagic {
 
 /** Parses the `%%launch ...` line's flags (without the `%%launch` word). */
 export function parseLaunchFlags(line: string): ParsedMagic {
-  const argv = parseArgsStringToArgv(line);
-  const config: Record<string, { type: "string" | "boolean"; short?: string }> = { help: { type: "boolean", short: "h" } };
+  return parseLaunchArgv(parseArgsStringToArgv(line), `%%launch ${line.trim()}`).parsed;
+}
+
+export interface CliFlag {
+  type: "string" | "boolean";
+  short?: string;
+}
+
+/**
+ * Parses launch flags from an argv (the magic's line, or `tslaunch run` / `tslaunch agent`).
+ * `extra` adds command-only flags; positionals are returned when allowed (the script and its args).
+ */
+export function parseLaunchArgv(
+  argv: string[],
+  context: string,
+  extra: Record<string, CliFlag> = {},
+  allowPositionals = false,
+): { parsed: ParsedMagic; extra: Record<string, string | boolean | undefined>; positionals: string[] } {
+  const config: Record<string, CliFlag> = { help: { type: "boolean", short: "h" }, ...extra };
   for (const [name, spec] of SPELLINGS) config[name] = { type: "string", ...(name === spec.flag && spec.short ? { short: spec.short } : {}) };
   let values: Record<string, unknown>;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({ args: argv, options: config, strict: true, allowPositionals: false }));
+    ({ values, positionals } = parseArgs({ args: argv, options: config, strict: true, allowPositionals }));
   } catch (err) {
-    throw new OptionError(explainParseError(err as Error & { code?: string }, line));
+    throw new OptionError(explainParseError(err as Error & { code?: string }, context));
   }
   const options = defaultOptions() as unknown as Record<string, unknown>;
   const given = new Set<Key>();
+  const extraValues: Record<string, string | boolean | undefined> = {};
   for (const [name, value] of Object.entries(values)) {
     if (name === "help") continue;
+    if (name in extra) {
+      extraValues[name] = value as string | boolean;
+      continue;
+    }
     const spec = SPELLINGS.get(name)!;
     options[spec.key] = spec.coerce(value, spec);
     given.add(spec.key);
   }
-  return { options: checkTogether(options as unknown as LaunchOptions), given, help: values.help === true };
+  return {
+    parsed: { options: checkTogether(options as unknown as LaunchOptions), given, help: values.help === true },
+    extra: extraValues,
+    positionals,
+  };
 }
 
-function explainParseError(err: Error & { code?: string }, line: string): string {
+function explainParseError(err: Error & { code?: string }, context: string): string {
   const known = OPTION_SPECS.map((s) => `--${s.flag}${s.short ? ` (-${s.short})` : ""}`).join(", ");
   if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
     const m = /'([^']+)'/.exec(err.message);
-    return `unknown flag ${m ? m[1] : ""} in "%%launch ${line.trim()}". Accepted flags: ${known}. See %%launch --help.`;
+    return `unknown flag ${m ? m[1] : ""} in "${context}". Accepted flags: ${known}. See %%launch --help.`;
   }
   if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
     const m = /'([^']+)'/.exec(err.message);
@@ -257,7 +284,7 @@ function explainParseError(err: Error & { code?: string }, line: string): string
   }
   if (err.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
     const m = /'([^']*)'/.exec(err.message);
-    return `unexpected argument ${m ? JSON.stringify(m[1]) : ""} in "%%launch ${line.trim()}": every value follows a flag, e.g. %%launch --num_processes 4. See %%launch --help.`;
+    return `unexpected argument ${m ? JSON.stringify(m[1]) : ""} in "${context}": every value follows a flag, e.g. %%launch --num_processes 4. See %%launch --help.`;
   }
   return `${err.message}. See %%launch --help.`;
 }

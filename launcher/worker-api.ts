@@ -45,6 +45,12 @@ export const state: DistributedState = {
 
 let channel: WorkerChannel | null = null;
 let barrierSeq = 0;
+let barriersWaiting = 0;
+
+/** Barriers still waiting: ZeroMQ's sockets are invisible to Node's active-resource list. */
+export function pendingBarriers(): number {
+  return barriersWaiting;
+}
 
 /** Called by worker-main: the barrier travels over the worker's log channel. */
 export function attachWorkerChannel(c: WorkerChannel | null): void {
@@ -57,7 +63,12 @@ export async function waitForEveryone(): Promise<void> {
   const seq = ++barrierSeq;
   const released = channel.waitForRelease(seq);
   channel.send({ type: "barrier", seq });
-  await released;
+  barriersWaiting++;
+  try {
+    await released;
+  } finally {
+    barriersWaiting--;
+  }
 }
 
 /** Runs `fn` on the main process only; other ranks get undefined. */

@@ -7,17 +7,19 @@ export interface WorkerPlace {
   rank: number;
   localRank: number;
   localWorldSize: number;
+  worldSize: number;
+  nodeRank: number;
   restartCount: number;
 }
 
 export function workerEnvironment(o: LaunchOptions, place: WorkerPlace): Record<string, string> {
-  const worldSize = place.localWorldSize * o.numNodes;
+  const worldSize = place.worldSize;
   return {
     RANK: String(place.rank),
     LOCAL_RANK: String(place.localRank),
     WORLD_SIZE: String(worldSize),
     LOCAL_WORLD_SIZE: String(place.localWorldSize),
-    GROUP_RANK: String(o.nodeRank),
+    GROUP_RANK: String(place.nodeRank),
     GROUP_WORLD_SIZE: String(o.numNodes),
     ROLE_NAME: "default",
     ROLE_RANK: String(place.rank),

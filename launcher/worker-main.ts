@@ -7,7 +7,7 @@ import { readPayload } from "./payload";
 import { setDisplaySink } from "./worker-display";
 import { createCellRuntime, runCell } from "./replay";
 import { serialize } from "v8";
-import { attachWorkerChannel } from "./worker-api";
+import { attachWorkerChannel, pendingBarriers } from "./worker-api";
 import { REPLAYING } from "./script-host";
 
 /** fd 3 is a pipe whose other end only the agent holds. */
@@ -66,10 +66,17 @@ async function main(): Promise<void> {
   };
   // An error thrown later from a timer or an unawaited promise still fails the rank.
   let finishing: Promise<void> | null = null;
+  const reallyExit = process.exit.bind(process);
   const finish = () => (finishing ??= (async () => {
     await channel.finish();
-    process.exit(exitCode);
+    reallyExit(exitCode || Number(process.exitCode ?? 0));
   })());
+  // The user's process.exit(code) must not drop output still queued for the agent.
+  process.exit = ((code?: number | string | null) => {
+    exitCode = Number(code ?? process.exitCode ?? 0);
+    void finish();
+    return new Promise(() => {}) as never;
+  }) as typeof process.exit;
   process.on("uncaughtException", (err) => {
     void fail(errorPayload(err, "body")).then(finish);
   });
@@ -90,6 +97,7 @@ async function main(): Promise<void> {
     }
   }
   (globalThis as Record<symbol, unknown>)[REPLAYING] = false;
+  const baseline = await resourceBaseline(() => channel.flushStreams());
   silent = false;
   setDisplaySink((display, update) => channel.send({ type: "display", update, display }));
   try {
@@ -105,8 +113,38 @@ async function main(): Promise<void> {
     }
   } catch (err) {
     await fail(errorPayload(err, "body"));
+    return finish();
   }
+  // A cell body or script ends as a Node script does: when nothing is left to run (timers, sockets,
+  // pending I/O). A launched function ends when it returns, as a multiprocessing target does.
+  if (payload.argsV8 === undefined) await untilEventLoopIdle(baseline, () => channel.flushStreams());
   return finish();
+}
+
+type ResourceCounts = Map<string, number>;
+
+function countResources(): ResourceCounts {
+  const counts = new Map<string, number>();
+  for (const t of process.getActiveResourcesInfo()) counts.set(t, (counts.get(t) ?? 0) + 1);
+  return counts;
+}
+
+/** What keeps the worker alive before user code runs (its stdio pipes): not the user's work. */
+async function resourceBaseline(flush: () => void): Promise<ResourceCounts> {
+  // Counted after the timer's callback has returned, exactly as untilEventLoopIdle counts.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  flush();
+  return countResources();
+}
+
+/** Resolves once nothing but the baseline keeps the event loop alive. */
+async function untilEventLoopIdle(baseline: ResourceCounts, flush: () => void): Promise<void> {
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    flush();
+    const now = countResources();
+    if (pendingBarriers() === 0 && [...now].every(([type, n]) => n <= (baseline.get(type) ?? 0))) return;
+  }
 }
 
 void main();

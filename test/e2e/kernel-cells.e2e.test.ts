@@ -38,17 +38,45 @@ function types(r: RunCellResult): string[] {
   return r.iopub.map((m) => (m.header.msg_type === 'status' ? `status:${(m.content as { execution_state: string }).execution_state}` : m.header.msg_type));
 }
 
-/** Starts a cell and resolves once the kernel has announced it (execute_input), plus `settleMs`. */
-function startCell(code: string, settleMs = 300): { started: Promise<void>; done: Promise<RunCellResult> } {
+/**
+ * Starts a cell; `started` resolves `settleMs` after the kernel said busy for it (not on
+ * execute_input: see the test about cells that block the event loop).
+ */
+function startCell(code: string, settleMs = 500): { started: Promise<void>; done: Promise<RunCellResult> } {
   let announce!: () => void;
   const started = new Promise<void>((resolve) => (announce = resolve));
   const done = runCell(kernel, code, {
-    timeoutMs: 30_000,
+    timeoutMs: 20_000,
     onIOPub: (m) => {
-      if (m.header.msg_type === 'execute_input') void sleep(settleMs).then(announce);
+      if (m.header.msg_type === 'status' && (m.content as { execution_state: string }).execution_state === 'busy') {
+        void sleep(settleMs).then(announce);
+      }
     },
   });
+  done.catch(() => announce()); // never leave `started` pending
   return { started, done };
+}
+
+/** After a test left the kernel stuck: restart it so the next tests get a working kernel. */
+async function restartIfStuck(done: Promise<unknown>): Promise<void> {
+  const finished = await Promise.race([done.then(() => true, () => true), sleep(100).then(() => false)]);
+  if (finished) return;
+  await kernel.restart();
+  await kernel.info;
+  kernelPid = e2e.kernelPid(kernel);
+}
+
+async function interruptAndMeasure(code: string): Promise<{ r: RunCellResult; ms: number }> {
+  const { started, done } = startCell(code);
+  try {
+    await started;
+    const t0 = Date.now();
+    await interruptKernel(kernel);
+    const r = await done;
+    return { r, ms: Date.now() - t0 };
+  } finally {
+    await restartIfStuck(done);
+  }
 }
 
 describe('ordinary cells through Jupyter', () => {
@@ -166,13 +194,23 @@ describe('ordinary cells through Jupyter', () => {
     expect(streams).toBeLessThan(2000);
   }, 90_000);
 
+  it('execute_input reaches the frontend before a cell that blocks the event loop has ended', async () => {
+    let busyAt = 0;
+    let inputAt = 0;
+    const r = await runCell(kernel, 'const until = Date.now() + 1500;\nwhile (Date.now() < until) {}', {
+      timeoutMs: 20_000,
+      onIOPub: (m) => {
+        if (m.header.msg_type === 'status' && (m.content as { execution_state: string }).execution_state === 'busy') busyAt = Date.now();
+        if (m.header.msg_type === 'execute_input') inputAt = Date.now();
+      },
+    });
+    expect(r.reply.content.status).toBe('ok');
+    expect(inputAt).toBeGreaterThan(0);
+    expect(inputAt - busyAt, 'execute_input came only when the blocking cell had ended').toBeLessThan(1000);
+  });
+
   it('interrupting `while (true) {}` ends the cell with an error within 2 s; the next cell works', async () => {
-    const { started, done } = startCell('let spins = 0;\nwhile (true) { spins++; }');
-    await started;
-    const t0 = Date.now();
-    await interruptKernel(kernel);
-    const r = await done;
-    const ms = Date.now() - t0;
+    const { r, ms } = await interruptAndMeasure('let spins = 0;\nwhile (true) { spins++; }');
     expect(ms).toBeLessThan(2000);
     expect(r.reply.content.status).toBe('error');
     expect(r.outputs.filter((o) => o.output_type === 'error')).toHaveLength(1);
@@ -182,12 +220,7 @@ describe('ordinary cells through Jupyter', () => {
   });
 
   it('interrupting `await new Promise(() => {})` ends the cell with an error within 2 s; the next cell works', async () => {
-    const { started, done } = startCell('await new Promise(() => {});');
-    await started;
-    const t0 = Date.now();
-    await interruptKernel(kernel);
-    const r = await done;
-    const ms = Date.now() - t0;
+    const { r, ms } = await interruptAndMeasure('await new Promise(() => {});');
     expect(ms).toBeLessThan(2000);
     expect(r.reply.content.status).toBe('error');
     expect(r.outputs.filter((o) => o.output_type === 'error')).toHaveLength(1);

@@ -77,6 +77,12 @@ export function installKernelSpec(): KernelSpecInstall {
   return { prefix, jupyterDir, remove: () => removeDir(prefix) };
 }
 
+/**
+ * jupyter_server drops iopub output above 1 MB/s (ServerApp.iopub_data_rate_limit) and tells the
+ * client so on stderr; suites that measure tslaunch's own delivery of large outputs lift it.
+ */
+export const NO_IOPUB_RATE_LIMIT = ['--ServerApp.iopub_data_rate_limit=1e12', '--ServerApp.iopub_msg_rate_limit=1e12'];
+
 export interface E2E {
   server: JupyterServer;
   spec: KernelSpecInstall;
@@ -106,7 +112,7 @@ export function isWorker(pid: number): boolean {
 }
 
 /** Installs the kernelspec and starts a Jupyter server whose env has TMPDIR set to a private dir. */
-export async function setupE2E(opts: { env?: Record<string, string | undefined> } = {}): Promise<E2E> {
+export async function setupE2E(opts: { env?: Record<string, string | undefined>; extraArgs?: string[] } = {}): Promise<E2E> {
   const spec = installKernelSpec();
   const tmp = makeTempDir('tsl-e2e-tmp-');
   const since = snapshotTempEntries(TSLAUNCH_TEMP_PREFIX, tmp);
@@ -115,6 +121,7 @@ export async function setupE2E(opts: { env?: Record<string, string | undefined> 
     server = await startJupyterServer({
       jupyterPath: [spec.jupyterDir],
       env: { TMPDIR: tmp, ...opts.env },
+      extraArgs: opts.extraArgs,
     });
   } catch (e) {
     spec.remove();

@@ -1,0 +1,289 @@
+// `npm run bench [-- options]`: our figures beside the anchor benchmarks (../shared/anchors), measured
+// in the same run, as ratios. Prints markdown tables and writes bench/results/<stamp>.json.
+//
+//   --only latency|logs|cell   one section (repeatable, or comma-separated); default: all three
+//   --reps N                   warm launches per N (latency) and interleaved rounds (logs); default 7 / 5 (quick 5 / 3)
+//   --quick                    a short run: N = 1, 4; 10 000 lines; fewer reps
+//   --ns 1,2,4,8               launch sizes (latency)          --lines L     lines per rank (logs; default 50 000)
+//   --log-ranks N              ranks in the log test (4)       --cell-reps N reps of the `1+1` cell (default 100; quick 30)
+//   --ipp-calls N              %%px calls per N (default 10)   --anchors DIR the anchor folder (default ../shared/anchors)
+//   --out FILE                 the JSON file (default bench/results/<stamp>.json)
+import { execFileSync } from "child_process";
+import { mkdirSync, rmSync, writeFileSync } from "fs";
+import os from "os";
+import path from "path";
+import { randomBytes } from "crypto";
+import { cellTables, runCell, type CellResult } from "./cell";
+import {
+  CommandLog,
+  KernelPool,
+  REPO,
+  loadavg,
+  makeScratch,
+  nowMs,
+  prepareAnchors,
+  stopRunningChildren,
+  tmpLeftovers,
+  uptimeLine,
+  waitForNoMarkedProcesses,
+  type Anchors,
+} from "./lib";
+import { latencyTables, runLatency, type LatencyRow } from "./latency";
+import { logsTables, runLogs, type LogsResult } from "./logs";
+
+type Section = "latency" | "logs" | "cell";
+const SECTIONS: Section[] = ["latency", "logs", "cell"];
+
+interface Options {
+  only: Section[];
+  quick: boolean;
+  reps: number;
+  ns: number[];
+  lines: number;
+  logRanks: number;
+  cellReps: number;
+  ippCalls: number;
+  anchors?: string;
+  out?: string;
+}
+
+function usage(message?: string): never {
+  if (message) console.error(`bench: ${message}`);
+  console.error(
+    "usage: npm run bench -- [--quick] [--only latency|logs|cell] [--reps N] [--ns 1,2,4,8] [--lines L] [--log-ranks N] [--cell-reps N] [--ipp-calls N] [--anchors DIR] [--out FILE]",
+  );
+  process.exit(message ? 2 : 0);
+}
+
+function positive(flag: string, v: string | undefined): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) usage(`${flag} needs a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function parseOptions(argv: string[]): Options {
+  const quick = argv.includes("--quick");
+  const o: Options = {
+    only: [],
+    quick,
+    reps: 0,
+    ns: quick ? [1, 4] : [1, 2, 4, 8],
+    lines: quick ? 10_000 : 50_000,
+    logRanks: 4,
+    cellReps: quick ? 30 : 100,
+    ippCalls: quick ? 5 : 10,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [flag, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const value = () => inline ?? argv[++i];
+    switch (flag) {
+      case "--quick":
+        break;
+      case "--only":
+        for (const s of String(value()).split(",")) {
+          if (!SECTIONS.includes(s as Section)) usage(`--only takes ${SECTIONS.join("|")}, got ${JSON.stringify(s)}`);
+          o.only.push(s as Section);
+        }
+        break;
+      case "--reps":
+        o.reps = positive(flag, value());
+        break;
+      case "--ns":
+        o.ns = String(value()).split(",").map((x) => positive(flag, x));
+        break;
+      case "--lines":
+        o.lines = positive(flag, value());
+        break;
+      case "--log-ranks":
+        o.logRanks = positive(flag, value());
+        break;
+      case "--cell-reps":
+        o.cellReps = positive(flag, value());
+        break;
+      case "--ipp-calls":
+        o.ippCalls = positive(flag, value());
+        break;
+      case "--anchors":
+        o.anchors = path.resolve(String(value()));
+        break;
+      case "--out":
+        o.out = path.resolve(String(value()));
+        break;
+      case "-h":
+      case "--help":
+        usage();
+      // eslint-disable-next-line no-fallthrough
+      default:
+        usage(`unknown argument ${JSON.stringify(a)}`);
+    }
+  }
+  if (o.only.length === 0) o.only = [...SECTIONS];
+  return o;
+}
+
+function gitDescribe(): { commit?: string; dirty?: boolean } {
+  try {
+    const commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: REPO, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: REPO, encoding: "utf8" }).trim() !== "";
+    return { commit, dirty };
+  } catch {
+    return {};
+  }
+}
+
+function uptimeCommand(): string {
+  try {
+    return execFileSync("uptime", { encoding: "utf8" }).trim();
+  } catch {
+    return uptimeLine();
+  }
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  const latencyReps = o.reps || (o.quick ? 5 : 7);
+  const logRounds = o.reps || (o.quick ? 3 : 5);
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const t0 = nowMs();
+  const uptimeStart = uptimeCommand();
+
+  const scratch = makeScratch();
+  // Everything we and our children create in TMPDIR lands in the scratch folder and goes with it.
+  process.env.TMPDIR = scratch.tmp;
+  const marker = randomBytes(8).toString("hex");
+  const pool = new KernelPool(marker, REPO);
+  const log = new CommandLog();
+
+  let cleaned = false;
+  const cleanup = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    stopRunningChildren();
+    await pool.disposeAll();
+    rmSync(scratch.dir, { recursive: true, force: true });
+  };
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(sig, () => {
+      console.error(`\nbench: ${sig}: stopping kernels and anchor scripts, removing ${scratch.dir}`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  console.log(`# tslaunch benchmarks vs anchors (${stamp}${o.quick ? ", quick" : ""})\n`);
+  console.log(`uptime at start: ${uptimeStart}`);
+  console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
+  console.log(`sections: ${o.only.join(", ")}; scratch ${scratch.dir}\n`);
+
+  const result: {
+    stamp: string;
+    options: Options & { latencyReps: number; logRounds: number };
+    env: Record<string, unknown>;
+    anchors?: Omit<Anchors, "dir"> & { copy: string };
+    latency?: LatencyRow[];
+    logs?: LogsResult;
+    cell?: CellResult;
+    commands: CommandLog["entries"];
+    cleanup?: Record<string, unknown>;
+    wallS?: number;
+    errors: string[];
+  } = {
+    stamp,
+    options: { ...o, latencyReps, logRounds },
+    env: {
+      uptimeStart,
+      loadavgStart: loadavg(),
+      node: process.version,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      platform: `${os.platform()} ${os.release()}`,
+      git: gitDescribe(),
+    },
+    commands: log.entries,
+    errors: [],
+  };
+  const markdown: string[] = [];
+
+  try {
+    const anchors = await prepareAnchors(scratch.dir, o.anchors);
+    result.anchors = { ...anchors, copy: anchors.dir };
+    console.log(`anchors: ${anchors.source} copied to ${anchors.dir}; node_modules: ${anchors.nodeModules || "-"}`);
+    for (const p of [anchors.pythonProblem, anchors.nodeProblem]) if (p) console.log(`  warning: ${p}`);
+    console.log();
+
+    // A section that fails is reported; the next one still runs.
+    const section = async (name: Section, body: () => Promise<void>) => {
+      if (!o.only.includes(name)) return;
+      try {
+        await body();
+      } catch (err) {
+        const message = `${name}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`;
+        result.errors.push(message);
+        console.error(`bench: ${message}`);
+        markdown.push(`## ${name}\n\nfailed: ${message}`);
+        process.exitCode = 1;
+      }
+    };
+    await section("latency", async () => {
+      console.log(`## 1. Launch latency (N = ${o.ns.join(", ")}; ${latencyReps} warm reps; load ${loadavg().join(" ")})`);
+      result.latency = await runLatency({ ns: o.ns, reps: latencyReps, ippCalls: o.ippCalls }, pool, anchors, log);
+      markdown.push(`## 1. Launch latency\n\n${latencyTables(result.latency, latencyReps)}`);
+    });
+    await section("logs", async () => {
+      console.log(`\n## 2. Log throughput (${o.logRanks} ranks x ${o.lines} lines, ${logRounds} rounds; load ${loadavg().join(" ")})`);
+      result.logs = await runLogs({ n: o.logRanks, lines: o.lines, rounds: logRounds }, pool, anchors, log);
+      markdown.push(`## 2. Log throughput\n\n${logsTables(result.logs)}`);
+    });
+    await section("cell", async () => {
+      console.log(`\n## 3. Ordinary cell round trip (${o.cellReps} reps; load ${loadavg().join(" ")})`);
+      result.cell = await runCell({ reps: o.cellReps, warmup: 5 }, pool, log);
+      markdown.push(`## 3. Ordinary cell round trip\n\n${cellTables(result.cell)}`);
+    });
+  } catch (err) {
+    const message = err instanceof Error ? err.stack ?? err.message : String(err);
+    result.errors.push(message);
+    console.error(`bench: ${message}`);
+    process.exitCode = 1;
+  } finally {
+    await pool.disposeAll();
+    const marked = await waitForNoMarkedProcesses(marker, 5000);
+    const tmpLeft = tmpLeftovers(scratch.tmp);
+    await cleanup();
+    result.cleanup = {
+      kernelsStarted: pool.pids.length,
+      processesLeft: marked,
+      tmpEntriesLeft: tmpLeft,
+      scratchRemoved: scratch.dir,
+    };
+    if (marked.length) {
+      result.errors.push(`processes left behind: ${marked.map((p) => `${p.pid} ${p.cmdline}`).join("; ")}`);
+      process.exitCode = 1;
+    }
+    if (tmpLeft.length) result.errors.push(`temp entries left behind (removed with the scratch folder): ${tmpLeft.join(", ")}`);
+  }
+
+  result.wallS = Math.round((nowMs() - t0) / 100) / 10;
+  const uptimeEnd = uptimeCommand();
+  result.env.uptimeEnd = uptimeEnd;
+  const outFile = o.out ?? path.join(REPO, "bench", "results", `${stamp}.json`);
+  mkdirSync(path.dirname(outFile), { recursive: true });
+  writeFileSync(outFile, JSON.stringify(result, null, 1));
+
+  console.log(`\n# Results (${stamp})\n`);
+  console.log(`uptime at start: \`${uptimeStart}\`; at end: \`${uptimeEnd}\`; wall ${result.wallS} s; ${os.cpus().length} CPUs.`);
+  console.log("Ratios are ours / anchor: below 1 = we are faster (latency) / slower (throughput).\n");
+  console.log(markdown.join("\n\n"));
+  const c = result.cleanup!;
+  console.log(
+    `\nCleanup: ${c.kernelsStarted} kernels started and disposed; marked processes left: ${(c.processesLeft as unknown[]).length}; ` +
+      `tslaunch-* temp entries left: ${(c.tmpEntriesLeft as unknown[]).length}; scratch folder removed.`,
+  );
+  if (result.errors.length) console.log(`\nErrors:\n${result.errors.map((e) => `* ${e}`).join("\n")}`);
+  console.log(`\nJSON: ${path.relative(process.cwd(), outFile)}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

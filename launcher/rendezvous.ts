@@ -1,0 +1,228 @@
+// Rendezvous for launches across nodes. The launching node (node 0: the notebook, or `tslaunch run`)
+// hosts the store, a ZeroMQ ROUTER: at master_addr:use_port for `static`, at rdzv_endpoint (default
+// port 29400) for `c10d`. Other nodes run `tslaunch agent`, which joins, receives the session and
+// the body, runs its workers and streams their events back. Every message is signed with the shared
+// secret (HMAC-SHA256); a peer without it gets one unsigned `refused` message and nothing else.
+import { Router } from "zeromq";
+import { decodeMessage, encodeMessage } from "./protocol";
+import type { GroupEvent, RankFailure } from "./worker-group";
+import type { LaunchOptions } from "./options";
+import type { LaunchPayload } from "./payload";
+
+export const DEFAULT_C10D_PORT = 29400;
+export const SECRET_ENV = "TSLAUNCH_SECRET";
+
+/** Node -> store. */
+export type NodeMessage =
+  | { type: "join"; rdzvId: string; nodeRank: number | null; numProcesses: number; host: string }
+  | { type: "event"; event: Exclude<GroupEvent, { type: "result" }> }
+  | { type: "result"; rank: number }
+  | { type: "barrier"; rank: number; seq: number }
+  | { type: "group"; attempt: number; outcome: "succeeded" | "failed" | "stopped"; failures: RankFailure[] }
+  | { type: "heartbeat" };
+
+/** Store -> node. */
+export type StoreMessage =
+  | { type: "welcome"; nodeRank: number; numNodes: number; rankOffset: number; worldSize: number; options: LaunchOptions; payload: LaunchPayload }
+  | { type: "start"; attempt: number; restartCount: number }
+  | { type: "release"; seq: number }
+  | { type: "stop"; attempt: number }
+  | { type: "finish"; outcome: string }
+  | { type: "refused"; reason: string };
+
+export class RendezvousError extends Error {
+  override name = "RendezvousError";
+  get traceback(): string[] {
+    return [`${this.name}: ${this.message}`];
+  }
+}
+
+/** Where the store listens, from the options. */
+export function storeAddress(o: LaunchOptions): { host: string; port: number; flag: string } {
+  if (o.rdzvBackend === "c10d") {
+    const ep = o.rdzvEndpoint || `${o.masterAddr}:${DEFAULT_C10D_PORT}`;
+    const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(ep.trim());
+    if (!m) throw new RendezvousError(`--rdzv_endpoint must be HOST or HOST:PORT, got ${JSON.stringify(ep)}. Example: --rdzv_endpoint 127.0.0.1:29400`);
+    return { host: m[1], port: m[2] ? Number(m[2]) : DEFAULT_C10D_PORT, flag: "--rdzv_endpoint" };
+  }
+  return { host: o.masterAddr, port: Number(o.usePort), flag: "--use_port" };
+}
+
+export function secretFrom(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): Buffer {
+  const secret = explicit ?? env[SECRET_ENV];
+  if (!secret) {
+    throw new RendezvousError(
+      `a launch across nodes needs a shared secret so that no other peer can join it: set ${SECRET_ENV} (the same value on every node)` +
+        ` or pass --secret to tslaunch agent / tslaunch run.`,
+    );
+  }
+  return Buffer.from(secret, "utf8");
+}
+
+export interface JoinedNode {
+  id: string;
+  nodeRank: number;
+  numProcesses: number;
+  rankOffset: number;
+  host: string;
+  lastSeen: number;
+  /** The node's report for the current attempt, once its group ended. */
+  outcome?: { attempt: number; outcome: "succeeded" | "failed" | "stopped"; failures: RankFailure[]; receivedAt: number };
+}
+
+/** The store, hosted by node 0 for one launch. */
+export class RendezvousStore {
+  private readonly socket = new Router({ linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
+  private readonly outbox: Buffer[][] = [];
+  private sending = false;
+  private closed = false;
+  readonly nodes = new Map<string, JoinedNode>();
+  /** Messages dropped because they were not signed with the secret. */
+  refused = 0;
+  private joinWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly secret: Buffer,
+    private readonly o: LaunchOptions,
+    private readonly localProcesses: number,
+    private readonly hooks: { onNodeMessage(node: JoinedNode, m: NodeMessage, binary?: Buffer): void },
+  ) {}
+
+  async bind(host: string, port: number, flag: string): Promise<void> {
+    try {
+      await this.socket.bind(`tcp://${host}:${port}`);
+    } catch (err) {
+      this.socket.close();
+      throw new RendezvousError(
+        `cannot host the rendezvous store on ${host}:${port} (${(err as Error).message}). The port is busy or the address is not this machine's: ` +
+          `pick another with ${flag}${flag === "--use_port" ? " 29501" : " HOST:29401"} on every node.`,
+      );
+    }
+    void this.receive();
+  }
+
+  private async receive(): Promise<void> {
+    try {
+      for await (const [identity, ...frames] of this.socket) {
+        const decoded = decodeMessage<NodeMessage>(this.secret, frames);
+        const id = identity.toString("hex");
+        if (!decoded) {
+          this.refused++;
+          // Unsigned on purpose: the peer does not have the secret to check a signed one.
+          this.push([identity, Buffer.from(JSON.stringify({ type: "refused", reason: "the message was not signed with this launch's shared secret" }))]);
+          continue;
+        }
+        const m = decoded.message;
+        if (m.type === "join") {
+          this.onJoin(identity, id, m);
+          continue;
+        }
+        const node = this.nodes.get(id);
+        if (!node) continue;
+        node.lastSeen = performance.now();
+        if (m.type === "group") node.outcome = { attempt: m.attempt, outcome: m.outcome, failures: m.failures, receivedAt: performance.now() };
+        this.hooks.onNodeMessage(node, m, decoded.binary);
+      }
+    } catch (err) {
+      if (!this.closed) throw err;
+    }
+  }
+
+  private onJoin(identity: Buffer, id: string, m: Extract<NodeMessage, { type: "join" }>): void {
+    const refuse = (reason: string) => this.sendRaw(identity, { type: "refused", reason });
+    if (this.nodes.has(id)) return; // a repeated join while the welcome was on its way
+    if (m.rdzvId !== this.o.rdzvId) return refuse(`rdzv_id ${JSON.stringify(m.rdzvId)} does not match this launch's ${JSON.stringify(this.o.rdzvId)}`);
+    if (this.nodes.size >= this.o.numNodes - 1) return refuse(`the launch already has its ${this.o.numNodes} nodes`);
+    const taken = new Set([0, ...[...this.nodes.values()].map((n) => n.nodeRank)]);
+    let nodeRank: number;
+    if (this.o.rdzvBackend === "static") {
+      if (m.nodeRank === null || m.nodeRank < 1 || m.nodeRank >= this.o.numNodes || taken.has(m.nodeRank)) {
+        return refuse(`node_rank ${m.nodeRank} is not free: static rendezvous needs a distinct --node_rank from 1 to ${this.o.numNodes - 1} on each joining node`);
+      }
+      nodeRank = m.nodeRank;
+    } else {
+      nodeRank = 1;
+      while (taken.has(nodeRank)) nodeRank++; // c10d: node ranks in join order
+    }
+    this.nodes.set(id, { id, nodeRank, numProcesses: m.numProcesses, rankOffset: 0, host: m.host, lastSeen: performance.now() });
+    for (const w of this.joinWaiters.splice(0)) w();
+  }
+
+  /** Waits until every node joined (join_timeout), then assigns rank offsets and welcomes them. */
+  async gather(payload: LaunchPayload, joinTimeoutMs: number, interrupted: () => boolean): Promise<number> {
+    const deadline = performance.now() + joinTimeoutMs;
+    while (this.nodes.size < this.o.numNodes - 1) {
+      if (interrupted()) throw new RendezvousError("interrupted while waiting for the other nodes to join");
+      if (performance.now() > deadline) {
+        throw new RendezvousError(
+          `only ${this.nodes.size + 1} of ${this.o.numNodes} nodes joined within join_timeout (${joinTimeoutMs / 1000} s). ` +
+            `Start \`tslaunch agent\` on the other nodes with the same ${this.o.rdzvBackend === "c10d" ? "--rdzv_endpoint" : "--master_addr/--use_port"}, --rdzv_id and secret, or raise --rdzv_conf join_timeout=SECONDS.`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        this.joinWaiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+    const ordered = [...this.nodes.values()].sort((a, b) => a.nodeRank - b.nodeRank);
+    let offset = this.localProcesses;
+    for (const n of ordered) {
+      n.rankOffset = offset;
+      offset += n.numProcesses;
+    }
+    for (const n of ordered) {
+      this.send(n.id, { type: "welcome", nodeRank: n.nodeRank, numNodes: this.o.numNodes, rankOffset: n.rankOffset, worldSize: offset, options: this.o, payload });
+    }
+    return offset;
+  }
+
+  send(id: string, message: StoreMessage): void {
+    this.push([Buffer.from(id, "hex"), ...encodeMessage(this.secret, message as never)]);
+  }
+
+  broadcast(message: StoreMessage): void {
+    for (const id of this.nodes.keys()) this.send(id, message);
+  }
+
+  private sendRaw(identity: Buffer, message: StoreMessage): void {
+    this.push([identity, Buffer.from(JSON.stringify(message))]);
+  }
+
+  private push(frames: Buffer[]): void {
+    this.outbox.push(frames);
+    if (!this.sending) void this.pump();
+  }
+
+  // One pending send per socket in zeromq.js.
+  private async pump(): Promise<void> {
+    this.sending = true;
+    while (this.outbox.length > 0 && !this.closed) {
+      try {
+        await this.socket.send(this.outbox.shift()!);
+      } catch {
+        // peer gone
+      }
+    }
+    this.sending = false;
+  }
+
+  async flushed(): Promise<void> {
+    for (let i = 0; i < 100 && (this.sending || this.outbox.length > 0); i++) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket.close();
+  }
+}
+
+/** Seconds from rdzv_conf, with torch's defaults. */
+export function rdzvSeconds(o: LaunchOptions, key: "join_timeout" | "last_call_timeout" | "timeout", fallback: number): number {
+  const raw = o.rdzvConf[key];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new RendezvousError(`--rdzv_conf ${key} must be a number of seconds greater than 0, got ${JSON.stringify(raw)}. Example: --rdzv_conf ${key}=60`);
+  }
+  return n;
+}
