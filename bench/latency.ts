@@ -21,6 +21,8 @@ export interface LatencyRow {
     errors: string[];
   } | { error: string };
   elastic: { coldReturnMs: number; warmReturnMs: Stats; warmFirstMs: Stats; load: number[] } | { error: string };
+  /** The floor for a Node launcher: anchor node/spawn.mjs, fork() of N children that import zeromq and PUSH 'ready'. */
+  nodeFloor: { zmqReadyMs: Stats; zmqExitMs: Stats; load: number[] } | { error: string };
   ipp: {
     pxMs: Stats;
     pxPrintMs: Stats;
@@ -68,6 +70,13 @@ async function measureElastic(anchors: Anchors, n: number, reps: number, log: Co
   return { coldReturnMs: j.cold.return * 1e3, warmReturnMs: toMs(j.warm.return), warmFirstMs: toMs(j.warm.first), load };
 }
 
+async function measureNodeFloor(anchors: Anchors, n: number, reps: number, log: CommandLog): Promise<LatencyRow["nodeFloor"]> {
+  const load = loadavg();
+  const j = await runAnchor(anchors, "node", "spawn.mjs", ["--reps", reps, "--ns", n, "--skip_python", "true"], log, 300_000);
+  const zmq = j.fork[`zmq:${n}`];
+  return { zmqReadyMs: toMs(zmq.first), zmqExitMs: toMs(zmq.exit), load };
+}
+
 async function measureIpp(anchors: Anchors, n: number, calls: number, log: CommandLog): Promise<LatencyRow["ipp"]> {
   const load = loadavg();
   const j = await runAnchor(anchors, "py", "ipp_bench.py", ["--n", n, "--startups", 1, "--calls", calls], log, 600_000);
@@ -95,9 +104,11 @@ export async function runLatency(opts: LatencyOptions, pool: KernelPool, anchors
     const ours = await measureOurs(pool, n, opts.reps, log).catch(errorOf);
     console.log(`  N=${n}: torch elastic_launch...`);
     const elastic = await measureElastic(anchors, n, opts.reps, log).catch(errorOf);
+    console.log(`  N=${n}: Node floor (fork + zeromq ready)...`);
+    const nodeFloor = await measureNodeFloor(anchors, n, opts.reps, log).catch(errorOf);
     console.log(`  N=${n}: ipyparallel %%px...`);
     const ipp = await measureIpp(anchors, n, opts.ippCalls, log).catch(errorOf);
-    rows.push({ n, load, ours, elastic, ipp });
+    rows.push({ n, load, ours, elastic, nodeFloor, ipp });
     console.log(`  N=${n} done in ${fmt((nowMs() - t0) / 1e3)} s`);
   }
   return rows;
@@ -108,22 +119,29 @@ export function latencyTables(rows: LatencyRow[], reps: number): string {
   const main = rows.map((r) => {
     const o = "error" in r.ours ? undefined : r.ours;
     const e = "error" in r.elastic ? undefined : r.elastic;
+    const f = "error" in r.nodeFloor ? undefined : r.nodeFloor;
     const p = "error" in r.ipp ? undefined : r.ipp;
     return [
       r.n,
       o ? fmtStats(o.warmMs) : "error",
       e ? fmtStats(e.warmReturnMs) : "error",
       p ? fmtStats(p.pxMs) : "error",
+      f ? fmtStats(f.zmqExitMs) : "error",
       fmt(ratio(o?.warmMs.median, e?.warmReturnMs.median), 2),
       fmt(ratio(o?.warmMs.median, p?.pxMs.median), 2),
+      fmt(ratio(o?.warmMs.median, f?.zmqExitMs.median), 2),
       r.load.join(" "),
     ];
   });
   out.push(
     `Warm launch latency, ms, min / median / max. Ours: \`%%launch -n N\` + body \`1\`, execute_request -> execute_reply and idle, ${reps} warm reps on a fresh kernel per N. ` +
-      `torch: \`elastic_launch\` return (accelerate's notebook_launcher settings), ${reps} warm reps. ipyparallel: \`%%px x=1\` on a running cluster of N engines (engines persist between cells; no processes are started).`,
+      `torch: \`elastic_launch\` return (accelerate's notebook_launcher settings), ${reps} warm reps. ipyparallel: \`%%px x=1\` on a running cluster of N engines (engines persist between cells; no processes are started). ` +
+      `Node floor: anchor \`node/spawn.mjs\`, fork() of N Node children that import zeromq and PUSH 'ready', until all exited (${reps} reps). Ratios are ours / anchor, of medians.`,
     "",
-    table(["N", "ours warm", "torch elastic_launch warm return", "ipyparallel %%px x=1", "ours / elastic (medians)", "ours / %%px (medians)", "load at N start"], main),
+    table(
+      ["N", "ours warm", "torch elastic_launch warm return", "ipyparallel %%px x=1", "Node floor: fork+zeromq ready, all exited", "ours / elastic", "ours / %%px", "ours / Node floor", "load at N start"],
+      main,
+    ),
   );
   const cold = rows.map((r) => {
     const o = "error" in r.ours ? undefined : r.ours;
@@ -139,6 +157,7 @@ export function latencyTables(rows: LatencyRow[], reps: number): string {
       p ? fmtStats(p.pxPrintMs) : "error",
       p ? `${p.pxPrintMismatches} / ${p.calls}` : "—",
       e ? fmtStats(e.warmFirstMs) : "—",
+      "error" in r.nodeFloor ? "—" : fmtStats(r.nodeFloor.zmqReadyMs),
     ];
   });
   out.push(
@@ -146,12 +165,12 @@ export function latencyTables(rows: LatencyRow[], reps: number): string {
     "Cold figures and start-up (ms; single samples unless min / median / max). Ours cold = first `%%launch` after one ordinary cell in a fresh kernel; torch cold = first elastic_launch in the process (torch already imported).",
     "",
     table(
-      ["N", "ours cold launch", "elastic cold return", "ours / elastic (cold)", "our kernel start -> ready", "ipp cluster start (1 start-up)", "ipp %%px print(...)", "%%px print not shown", "elastic warm: all workers' first statement"],
+      ["N", "ours cold launch", "elastic cold return", "ours / elastic (cold)", "our kernel start -> ready", "ipp cluster start (1 start-up)", "ipp %%px print(...)", "%%px print not shown", "elastic warm: all workers' first statement", "Node floor: fork+zeromq 'ready' received"],
       cold,
     ),
   );
   const errors = rows.flatMap((r) =>
-    (["ours", "elastic", "ipp"] as const).flatMap((k) => {
+    (["ours", "elastic", "nodeFloor", "ipp"] as const).flatMap((k) => {
       const v = r[k] as { error?: string; errors?: string[] };
       if (v.error) return [`N=${r.n} ${k}: ${v.error}`];
       if (v.errors?.length) return v.errors.map((e) => `N=${r.n} ${k}: ${e}`);

@@ -221,6 +221,7 @@ export function logsTables(res: LogsResult): string {
       ["ours, per run", "min / median / max"],
       [
         ["execute_request -> reply+idle (s)", fmtStats(stats(oursRuns.map((r) => r.ms)), 1e-3, 2)],
+        ["execute_request -> first stream message (s)", fmtStats(stats(oursRuns.map((r) => r.ms - r.streamMs)), 1e-3, 2)],
         ["first stream message -> reply+idle (s)", fmtStats(stats(oursRuns.map((r) => r.streamMs)), 1e-3, 2)],
         ["iopub stream messages", fmtStats(s.oursStreamMessages, 1, 0)],
         ["lines per stream message (mean)", fmtStats(stats(oursRuns.map((r) => (r.streamMessages ? r.good / r.streamMessages : NaN))), 1, 0)],

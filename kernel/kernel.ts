@@ -8,7 +8,8 @@ import { KernelServer } from "./server";
 import { Session, type CellError } from "./session";
 import { StreamBatcher, type StreamName } from "./stream-batcher";
 import { parseMagic } from "./magics";
-import { runLaunchCell, showLaunchEvent, type ActiveLaunch } from "./launch-cell";
+import { probePassedNotice, runLaunchCell, showLaunchEvent, type ActiveLaunch } from "./launch-cell";
+import { DeviceGuard } from "./device-guard";
 import { setLaunchHost } from "../launcher/launch-host";
 import { completeMagic, inspectMagic } from "./magic-help";
 import { PROTOCOL_VERSION, type ConnectionInfo, type JupyterMessage } from "./wire";
@@ -41,6 +42,8 @@ export class Kernel {
   private received = 0;
   private abortBefore = 0;
   private activeLaunch: ActiveLaunch | null = null;
+  private readonly guard = new DeviceGuard();
+  private currentCode = "";
   private readonly log: (s: string) => void;
 
   constructor(conn: ConnectionInfo, cwd: string) {
@@ -57,6 +60,8 @@ export class Kernel {
       executionCount: () => this.executionCount,
       onEvent: (event) => showLaunchEvent(event, this.cellOutput()),
       setActive: (launch) => (this.activeLaunch = launch),
+      checkBeforeLaunch: () => this.guard.checkBeforeLaunch(this.executionCount, this.currentCode),
+      probePassed: (ms, worldSize) => this.cellOutput().stream("stderr", probePassedNotice(ms, worldSize)),
     });
   }
 
@@ -179,6 +184,7 @@ export class Kernel {
     this.outputParent = msg;
     if (!silent && store_history) this.executionCount++;
     const count = this.executionCount;
+    this.currentCode = code;
     if (!silent) this.server.publish("execute_input", { code, execution_count: count }, msg);
 
     const output = this.cellOutput();
@@ -190,6 +196,7 @@ export class Kernel {
         executionCount: count,
         output,
         setActive: (a) => (this.activeLaunch = a),
+        checkBeforeLaunch: () => this.guard.checkBeforeLaunch(count, code),
       });
       if (!launched.ok) error = launched.error;
     } else if (magic) {
@@ -210,6 +217,10 @@ export class Kernel {
         }, msg);
       }
     }
+    // The device guard looks at the kernel process after every cell, to name the cell that first
+    // touched an accelerator.
+    const warning = this.guard.afterCell(count, code);
+    if (warning) output.stream("stderr", warning + "\n");
     this.batcher.flush();
     if (error) {
       if (!silent) this.server.publish("error", error, msg);

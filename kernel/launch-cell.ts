@@ -5,6 +5,7 @@ import { launchHelp, OptionError, parseLaunchFlags, type LaunchOptions } from ".
 import type { ActiveLaunchHandle } from "../launcher/launch-host";
 import { buildErrorReport } from "../launcher/error-report";
 import { resolveNumProcesses } from "../launcher/num-processes";
+import { debugModeEnabled, runDebugProbe } from "../launcher/debug-probe";
 import { CompileError, type CellError, type Session } from "./session";
 import type { CellMagic } from "./magics";
 import type { CellOutput } from "./kernel";
@@ -16,6 +17,8 @@ export interface LaunchCellContext {
   executionCount: number;
   output: CellOutput;
   setActive(launch: ActiveLaunch | null): void;
+  /** The device guard: throws when the session touched an accelerator. */
+  checkBeforeLaunch(): void;
 }
 
 function usageError(message: string): CellError {
@@ -51,23 +54,44 @@ export async function runLaunchCell(magic: CellMagic, ctx: LaunchCellContext): P
     throw err;
   }
 
-  const launch = new Launch(
-    {
-      options,
-      numProcesses,
-      payload: { cwd: ctx.session.cwd, replay: ctx.session.recorded, body, sideOutputs: [...ctx.session.sideOutputs].map(([path, data]) => ({ path, data })) },
-    },
-    (event) => showLaunchEvent(event, output),
-  );
+  const payload = { cwd: ctx.session.cwd, replay: ctx.session.recorded, body, sideOutputs: [...ctx.session.sideOutputs].map(([path, data]) => ({ path, data })) };
+  try {
+    ctx.checkBeforeLaunch();
+    if (debugModeEnabled()) {
+      const ms = await runDebugProbe({ options, numProcesses, payload }, (event) => showLaunchEvent(event, output), ctx.setActive);
+      output.stream("stderr", probePassedNotice(ms, numProcesses * options.numNodes));
+    }
+  } catch (err) {
+    const reported = reportedError(err);
+    if (reported) return { ok: false, error: reported };
+    throw err;
+  }
+
+  const launch = new Launch({ options, numProcesses, payload }, (event) => showLaunchEvent(event, output));
   ctx.setActive(launch);
   try {
     const result = await launch.run();
     output.flush();
     if (result.outcome === "succeeded") return { ok: true };
-    return { ok: false, error: buildErrorReport(result, numProcesses * options.numNodes) };
+    return { ok: false, error: buildErrorReport(result, result.worldSize) };
+  } catch (err) {
+    const reported = reportedError(err);
+    if (reported) return { ok: false, error: reported };
+    throw err;
   } finally {
     ctx.setActive(null);
   }
+}
+
+export function probePassedNotice(ms: number, worldSize: number): string {
+  return `[tslaunch] ACCELERATE_DEBUG_MODE: the environment check passed in ${Math.round(ms)} ms (${worldSize} rank${worldSize > 1 ? "s" : ""} replayed the session, met at a barrier, and each sees only its own device); starting the launch.\n`;
+}
+
+/** Errors that carry the report a user should read (guard, probe, rendezvous, options). */
+function reportedError(err: unknown): CellError | null {
+  const e = err as { name?: string; message?: string; traceback?: unknown };
+  if (err instanceof Error && Array.isArray(e.traceback)) return { ename: err.name, evalue: err.message, traceback: (e.traceback as unknown[]).map(String) };
+  return null;
 }
 
 /** How a launch event shows in the cell: rank output as streams, worker displays, restarts. */

@@ -27,6 +27,8 @@ export interface LaunchHost {
   /** Extra environment and Node flags for the workers. */
   workerEnv?: Record<string, string>;
   execArgv?: string[];
+  /** Shows that the ACCELERATE_DEBUG_MODE probe passed. */
+  probePassed?(ms: number, worldSize: number): void;
   /** Throws when a launch must be refused before anything starts (the device guard). */
   checkBeforeLaunch?(): void;
 }

@@ -9,6 +9,7 @@ import { getLaunchHost, type LaunchHost } from "./launch-host";
 import { resolveNumProcesses } from "./num-processes";
 import type { RecordedCell } from "./payload";
 import { scriptHost, workerSideCall } from "./script-host";
+import { debugModeEnabled, runDebugProbe } from "./debug-probe";
 
 export type LauncherOptions = Partial<Record<keyof LaunchOptions, unknown>> & Record<string, unknown>;
 
@@ -79,6 +80,10 @@ async function launchFunction(fn: Function, args: unknown[], options: LaunchOpti
     argsV8: serializeArgs(args),
   };
   const env = { ...host.workerEnv, ...extraEnv };
+  if (debugModeEnabled()) {
+    const ms = await runDebugProbe({ options, numProcesses, payload, env, execArgv: host.execArgv }, (e) => host.onEvent(e), (l) => host.setActive(l));
+    host.probePassed?.(ms, numProcesses * options.numNodes);
+  }
   const launch = new Launch({ options, numProcesses, payload, env, execArgv: host.execArgv }, (event: LaunchEvent) => host.onEvent(event));
   host.setActive(launch);
   try {

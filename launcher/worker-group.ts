@@ -10,6 +10,7 @@ import { ENV, type DisplayPayload, type ErrorPayload } from "./protocol";
 import type { LaunchOptions } from "./options";
 import { workerEnvironment } from "./worker-env";
 import { IN_WORKER_ENV } from "./script-host";
+import { visibleAccelerators } from "./accelerators";
 
 export type WorkerState = "starting" | "running" | "succeeded" | "failed" | "stopped";
 
@@ -81,12 +82,17 @@ export class WorkerGroup {
 
   start(): void {
     const { options, numProcesses, nodeRank, rankOffset, restartCount } = this.spec;
+    // One accelerator per local rank: each worker sees only its own (unless the launch hides them all,
+    // as debugLauncher does). More ranks than devices share them round-robin, which the
+    // ACCELERATE_DEBUG_MODE probe reports.
+    const devices = this.spec.env?.CUDA_VISIBLE_DEVICES !== undefined ? [] : visibleAccelerators().ids;
     for (let localRank = 0; localRank < numProcesses; localRank++) {
       const rank = rankOffset + localRank;
       const prefix = renderPrefix(options.logLinePrefixTemplate, { rank, local_rank: localRank, role_name: "default", node_rank: nodeRank });
       const env = {
         ...process.env,
         ...workerEnvironment(options, { rank, localRank, localWorldSize: numProcesses, worldSize: this.spec.worldSize, nodeRank, restartCount }),
+        ...(devices.length > 0 ? { CUDA_VISIBLE_DEVICES: devices[localRank % devices.length], TSLAUNCH_DEVICE: `cuda:${devices[localRank % devices.length]}` } : {}),
         ...this.spec.env,
         [ENV.endpoint]: this.channel.endpoint,
         [ENV.key]: this.channel.keyHex,

@@ -143,6 +143,10 @@ describe('a running %%launch and the kernel lifecycle', () => {
     console.log(`SIGKILL: workers gone after ${Date.now() - t0} ms`);
     expect(alive).toEqual([]);
     expect(e2e.workerPids()).toEqual([]);
+    // The launch folder is the next test's subject; here only the workers count.
+    await sleep(500);
+    for (const d of e2e.launchDirs()) console.log(`(left for the next test to report: ${d})`);
+    await e2e.cleanUp();
     void kernel;
   });
 

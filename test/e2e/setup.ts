@@ -11,14 +11,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Kernel } from '@jupyterlab/services';
 import { startJupyterServer, startKernel, type JupyterServer } from '../helpers/jupyter-server';
-import { makeTempDir, prefixJupyterDir, readKernelSpec, removeDir } from '../helpers/kernelspec-fixture';
+import { makeTempDir, prefixJupyterDir, randomId, readKernelSpec, removeDir } from '../helpers/kernelspec-fixture';
 import {
   TSLAUNCH_TEMP_PREFIX,
   cmdlineOf,
   descendantsOf,
-  isAlive,
   killPids,
-  listPids,
   newTempEntries,
   processesWithEnv,
   readStat,
@@ -83,23 +81,28 @@ export function installKernelSpec(): KernelSpecInstall {
  */
 export const NO_IOPUB_RATE_LIMIT = ['--ServerApp.iopub_data_rate_limit=1e12', '--ServerApp.iopub_msg_rate_limit=1e12'];
 
-export interface E2E {
-  server: JupyterServer;
+/**
+ * The kernelspec, a private TMPDIR and a marker env var, without a Jupyter server: for runs that
+ * start kernels themselves (nbconvert, jupyter_kernel_test). Pass `childEnv` to those runs so
+ * their kernels and workers carry the marker and use the private TMPDIR.
+ */
+export interface KernelEnv {
   spec: KernelSpecInstall;
-  /** The server's (and so the kernels' and workers') private TMPDIR. */
+  /** The kernels' (and so the workers') private TMPDIR. */
   tmp: string;
-  /** Taken before the server started: launch folders are new entries since then. */
+  /** Taken at set-up: launch folders are new tslaunch-* entries in `tmp` since then. */
   since: TempSnapshot;
-  /** Worker processes (worker-main.js) carrying this server's marker env, or descended from `kernelPid`. */
+  /** Carried by every process started with childEnv (or, with a server, by the server's kernels). */
+  marker: { name: string; value: string };
+  /** TMPDIR and the marker, for nbconvertExecute / runJupyterKernelTest `env`. */
+  childEnv: Record<string, string>;
+  /** Worker processes (worker-main.js) carrying the marker, or descended from `kernelPid`. */
   workerPids(kernelPid?: number): number[];
   /** tslaunch-* entries in the private TMPDIR. */
   launchDirs(): string[];
-  /** The pid of a kernel's process: the server's descendant whose cmdline runs `tslaunch.js kernel` with its connection file. */
-  kernelPid(kernel: Kernel.IKernelConnection): number;
-  startKernel(): Promise<Kernel.IKernelConnection>;
   /**
-   * Polls up to timeoutMs until no worker process and no launch folder is left; throws a message
-   * listing what remains. Returns how long it took.
+   * Polls up to timeoutMs (default 5 s) until no worker process and no launch folder is left;
+   * throws a message listing what remains. Returns how long it took.
    */
   expectNothingLeft(opts?: { timeoutMs?: number; kernelPid?: number; label?: string }): Promise<number>;
   /** Kills any worker that survived (so one failing test does not poison the next), removes leftover folders. */
@@ -107,47 +110,27 @@ export interface E2E {
   stop(): Promise<void>;
 }
 
+export interface E2E extends KernelEnv {
+  server: JupyterServer;
+  /** The pid of a kernel's process: the server's descendant whose cmdline runs `tslaunch.js kernel` with its connection file. */
+  kernelPid(kernel: Kernel.IKernelConnection): number;
+  startKernel(): Promise<Kernel.IKernelConnection>;
+}
+
 export function isWorker(pid: number): boolean {
   return cmdlineOf(pid).includes('worker-main.js');
 }
 
-/** Installs the kernelspec and starts a Jupyter server whose env has TMPDIR set to a private dir. */
-export async function setupE2E(opts: { env?: Record<string, string | undefined>; extraArgs?: string[] } = {}): Promise<E2E> {
-  const spec = installKernelSpec();
-  const tmp = makeTempDir('tsl-e2e-tmp-');
-  const since = snapshotTempEntries(TSLAUNCH_TEMP_PREFIX, tmp);
-  let server: JupyterServer;
-  try {
-    server = await startJupyterServer({
-      jupyterPath: [spec.jupyterDir],
-      env: { TMPDIR: tmp, ...opts.env },
-      extraArgs: opts.extraArgs,
-    });
-  } catch (e) {
-    spec.remove();
-    removeDir(tmp);
-    throw e;
-  }
-  const marker = server.markerEnv;
+export const E2E_MARKER_ENV = 'TSLAUNCH_E2E_MARKER';
 
+function kernelEnv(spec: KernelSpecInstall, marker: { name: string; value: string }, tmp: string): KernelEnv {
+  const since = snapshotTempEntries(TSLAUNCH_TEMP_PREFIX, tmp);
   const workerPids = (kernelPid?: number): number[] => {
     const found = new Set(processesWithEnv(marker.name, marker.value).filter(isWorker));
     if (kernelPid !== undefined) for (const p of descendantsOf(kernelPid)) if (isWorker(p)) found.add(p);
     return [...found].sort((a, b) => a - b);
   };
   const launchDirs = (): string[] => newTempEntries(since);
-
-  const kernelPid = (kernel: Kernel.IKernelConnection): number => {
-    const candidates = descendantsOf(server.pid).filter((p) => {
-      const cmd = cmdlineOf(p);
-      return cmd.includes('tslaunch.js kernel') && cmd.includes(kernel.id);
-    });
-    if (candidates.length !== 1) {
-      const all = descendantsOf(server.pid).map((p) => `${p} ${cmdlineOf(p)}`).join('\n');
-      throw new Error(`expected one kernel process for ${kernel.id}, found ${candidates.length}:\n${all}`);
-    }
-    return candidates[0];
-  };
 
   const expectNothingLeft = async (o: { timeoutMs?: number; kernelPid?: number; label?: string } = {}): Promise<number> => {
     const t0 = Date.now();
@@ -175,26 +158,74 @@ export async function setupE2E(opts: { env?: Record<string, string | undefined>;
   };
 
   return {
-    server,
     spec,
     tmp,
     since,
+    marker,
+    childEnv: { TMPDIR: tmp, [marker.name]: marker.value },
     workerPids,
     launchDirs,
-    kernelPid,
-    startKernel: () => startKernel(server, KERNEL_NAME, 60_000),
     expectNothingLeft,
     cleanUp,
+    stop: async () => {
+      // Whatever a test did: no marked process may outlive the file.
+      const strays = processesWithEnv(marker.name, marker.value);
+      killPids(strays, 'SIGKILL');
+      await waitUntilGone(strays, 3000);
+      spec.remove();
+      removeDir(tmp);
+    },
+  };
+}
+
+/** Installs the kernelspec; a private TMPDIR and marker for kernels started without a server. */
+export function setupKernelEnv(): KernelEnv {
+  const spec = installKernelSpec();
+  const tmp = makeTempDir('tsl-e2e-tmp-');
+  return kernelEnv(spec, { name: E2E_MARKER_ENV, value: randomId(8) }, tmp);
+}
+
+/** Installs the kernelspec and starts a Jupyter server whose env has TMPDIR set to a private dir. */
+export async function setupE2E(opts: { env?: Record<string, string | undefined>; extraArgs?: string[] } = {}): Promise<E2E> {
+  const spec = installKernelSpec();
+  const tmp = makeTempDir('tsl-e2e-tmp-');
+  let server: JupyterServer;
+  try {
+    server = await startJupyterServer({
+      jupyterPath: [spec.jupyterDir],
+      env: { TMPDIR: tmp, ...opts.env },
+      extraArgs: opts.extraArgs,
+    });
+  } catch (e) {
+    spec.remove();
+    removeDir(tmp);
+    throw e;
+  }
+  // The server's own marker is inherited by its kernels and their workers.
+  const base = kernelEnv(spec, server.markerEnv, tmp);
+
+  const kernelPid = (kernel: Kernel.IKernelConnection): number => {
+    const candidates = descendantsOf(server.pid).filter((p) => {
+      const cmd = cmdlineOf(p);
+      return cmd.includes('tslaunch.js kernel') && cmd.includes(kernel.id);
+    });
+    if (candidates.length !== 1) {
+      const all = descendantsOf(server.pid).map((p) => `${p} ${cmdlineOf(p)}`).join('\n');
+      throw new Error(`expected one kernel process for ${kernel.id}, found ${candidates.length}:\n${all}`);
+    }
+    return candidates[0];
+  };
+
+  return {
+    ...base,
+    server,
+    kernelPid,
+    startKernel: () => startKernel(server, KERNEL_NAME, 60_000),
     stop: async () => {
       try {
         await server.stop();
       } finally {
-        // Whatever a test did: no marked process may outlive the file.
-        const strays = processesWithEnv(marker.name, marker.value);
-        killPids(strays, 'SIGKILL');
-        await waitUntilGone(strays, 3000);
-        spec.remove();
-        removeDir(tmp);
+        await base.stop();
       }
     },
   };
@@ -212,7 +243,7 @@ function safeList(dir: string): string {
  * Samples /proc every `intervalMs` for worker processes below `kernelPid` (or carrying the marker)
  * until stop() is called: proves that something never started, which a single look could miss.
  */
-export function sampleWorkers(e2e: E2E, kernelPid: number, intervalMs = 10): { stop(): Promise<number[]> } {
+export function sampleWorkers(e2e: KernelEnv, kernelPid: number, intervalMs = 10): { stop(): Promise<number[]> } {
   const seen = new Set<number>();
   let running = true;
   const loop = (async () => {
@@ -255,4 +286,3 @@ export function linesByRank(text: string, prefix = /^\[rank(\d+)\]: (.*)$/): { b
   return { byRank, unprefixed };
 }
 
-export { isAlive, listPids };

@@ -1,0 +1,143 @@
+// Has this process touched an accelerator? Library-agnostic: the driver libraries mapped into it
+// (/proc/self/maps), the device files it holds open (/proc/self/fd), and packages known to take a
+// device when loaded (require.cache). The lists are data; TSLAUNCH_GUARD_* variables or a JSON file
+// named by TSLAUNCH_GUARD_CONFIG extend them. Used by the kernel's device guard and by the workers'
+// self-test in the ACCELERATE_DEBUG_MODE probe.
+import { readdirSync, readFileSync, readlinkSync } from "fs";
+
+export interface Evidence {
+  kind: "library" | "device" | "package";
+  /** The library path, device file or package name. */
+  detail: string;
+  /** CUDA, ROCm, TPU, Neuron, GPU (render node), WebGPU, ... */
+  accelerator: string;
+}
+
+interface Rule {
+  pattern: RegExp;
+  accelerator: string;
+}
+
+export interface WatchLists {
+  libraries: Rule[];
+  devices: Rule[];
+  packages: Rule[];
+}
+
+const DEFAULT_LIBRARIES: [string, string][] = [
+  ["/libcuda\\.so", "CUDA"], ["/libcudart\\.so", "CUDA"], ["/libnvidia-[\\w.-]+\\.so", "CUDA"], ["/libcublas(Lt)?\\.so", "CUDA"],
+  ["/libcudnn[\\w]*\\.so", "CUDA"], ["/libnvrtc\\.so", "CUDA"], ["/libamdhip64\\.so", "ROCm"], ["/libhsa-runtime64\\.so", "ROCm"],
+  ["/librocm[\\w-]*\\.so", "ROCm"], ["/libtpu\\.so", "TPU"], ["/libnrt\\.so", "Neuron"], ["/libneuronxla[\\w]*\\.so", "Neuron"],
+];
+const DEFAULT_DEVICES: [string, string][] = [
+  ["^/dev/nvidia(\\d+|ctl|-uvm|-uvm-tools|-modeset)$", "CUDA"], ["^/dev/kfd$", "ROCm"], ["^/dev/dri/renderD\\d+$", "GPU"],
+  ["^/dev/accel\\d*(/.*)?$", "TPU/accelerator"], ["^/dev/neuron\\d+$", "Neuron"], ["^/dev/vfio/\\d+$", "TPU (vfio)"],
+];
+const DEFAULT_PACKAGES: [string, string][] = [
+  ["@tensorflow/tfjs-node-gpu", "CUDA"], ["webgpu", "WebGPU"], ["gpu.js", "GPU"], ["@webgpu/dawn", "WebGPU"], ["onnxruntime-node-gpu", "CUDA"],
+];
+
+/** `*` in a configured device path matches any characters; anything else is literal. */
+function globToRegExp(glob: string): RegExp {
+  return new RegExp("^" + glob.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*") + "$");
+}
+
+function packageRule(name: string, accelerator: string): Rule {
+  const escaped = name.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+  return { pattern: new RegExp(`[\\\\/]node_modules[\\\\/]${escaped}[\\\\/]`), accelerator };
+}
+
+function splitList(value: string | undefined): string[] {
+  return (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+/** The default lists plus what the environment (or the config file) adds. */
+export function watchLists(env: NodeJS.ProcessEnv = process.env): WatchLists {
+  const extra = { libraries: [] as string[], devices: [] as string[], packages: [] as string[] };
+  if (env.TSLAUNCH_GUARD_CONFIG) {
+    let parsed: Partial<typeof extra>;
+    try {
+      parsed = JSON.parse(readFileSync(env.TSLAUNCH_GUARD_CONFIG, "utf8"));
+    } catch (err) {
+      throw new Error(`TSLAUNCH_GUARD_CONFIG=${env.TSLAUNCH_GUARD_CONFIG} is not a readable JSON file ({"libraries": [...], "devices": [...], "packages": [...]}): ${(err as Error).message}`);
+    }
+    for (const k of ["libraries", "devices", "packages"] as const) extra[k].push(...(parsed[k] ?? []).map(String));
+  }
+  extra.libraries.push(...splitList(env.TSLAUNCH_GUARD_LIBRARIES));
+  extra.devices.push(...splitList(env.TSLAUNCH_GUARD_DEVICES));
+  extra.packages.push(...splitList(env.TSLAUNCH_GUARD_PACKAGES));
+  return {
+    libraries: [
+      ...DEFAULT_LIBRARIES.map(([p, a]) => ({ pattern: new RegExp(p), accelerator: a })),
+      ...extra.libraries.map((name) => ({ pattern: new RegExp(name.replace(/[.+?^${}()|[\]\\]/g, "\\$&")), accelerator: "configured accelerator" })),
+    ],
+    devices: [
+      ...DEFAULT_DEVICES.map(([p, a]) => ({ pattern: new RegExp(p), accelerator: a })),
+      ...extra.devices.map((glob) => ({ pattern: globToRegExp(glob), accelerator: "configured accelerator" })),
+    ],
+    packages: [
+      ...DEFAULT_PACKAGES.map(([n, a]) => packageRule(n, a)),
+      ...extra.packages.map((n) => packageRule(n, "configured accelerator")),
+    ],
+  };
+}
+
+function firstMatch(rules: Rule[], text: string): Rule | undefined {
+  return rules.find((r) => r.pattern.test(text));
+}
+
+/** Everything in this process that shows an accelerator was touched (empty when none). */
+export function scanProcess(lists: WatchLists = watchLists()): Evidence[] {
+  const found: Evidence[] = [];
+  const seen = new Set<string>();
+  const add = (e: Evidence) => {
+    if (!seen.has(e.detail)) {
+      seen.add(e.detail);
+      found.push(e);
+    }
+  };
+  try {
+    for (const line of readFileSync("/proc/self/maps", "utf8").split("\n")) {
+      const slash = line.indexOf("/");
+      if (slash < 0) continue;
+      const file = line.slice(slash);
+      const rule = firstMatch(lists.libraries, file);
+      if (rule) add({ kind: "library", detail: file, accelerator: rule.accelerator });
+    }
+  } catch {
+    // no /proc (not Linux): nothing to read
+  }
+  try {
+    for (const fd of readdirSync("/proc/self/fd")) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        continue; // closed between readdir and readlink
+      }
+      const rule = firstMatch(lists.devices, target.replace(/ \(deleted\)$/, ""));
+      if (rule) add({ kind: "device", detail: target, accelerator: rule.accelerator });
+    }
+  } catch {
+    // no /proc
+  }
+  for (const file of Object.keys(require.cache)) {
+    const rule = firstMatch(lists.packages, file);
+    if (rule) {
+      const m = /node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(file);
+      add({ kind: "package", detail: m ? m[1] : file, accelerator: rule.accelerator });
+    }
+  }
+  return found;
+}
+
+export function describeEvidence(e: Evidence): string {
+  switch (e.kind) {
+    case "library":
+      return `loaded ${e.detail} (${e.accelerator})`;
+    case "device":
+      return `opened ${e.detail} (${e.accelerator})`;
+    case "package":
+      return `imported ${e.detail}, which takes a device when loaded (${e.accelerator})`;
+  }
+}

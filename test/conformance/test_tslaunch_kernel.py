@@ -1,0 +1,89 @@
+"""jupyter_kernel_test's protocol conformance suite, run against the installed tslaunch kernel.
+
+Run from test/e2e/conformance.e2e.test.ts (which installs the kernelspec into a temp prefix and
+puts it on JUPYTER_PATH), or by hand:
+    JUPYTER_PATH=<prefix>/share/jupyter /usr/bin/python3 -m unittest -v test_tslaunch_kernel.py
+"""
+import unittest
+
+import jupyter_kernel_test
+from jupyter_client.utils import run_sync
+
+# Starting N Node workers takes longer than jupyter_kernel_test's default 15 s budget on a busy box.
+LAUNCH_TIMEOUT = 60
+
+
+class TslaunchKernelTests(jupyter_kernel_test.KernelTests):
+    kernel_name = "tslaunch"
+
+    language_name = "typescript"
+    file_extension = ".ts"
+
+    code_hello_world = 'console.log("hello, world")'
+    code_stderr = 'console.error("test")'
+
+    completion_samples = [
+        {"text": "Math.ab", "matches": {"abs"}},
+        # %%launch flags complete like any other name
+        {"text": "%%launch --num_proc", "matches": {"--num_processes"}},
+    ]
+
+    complete_code_samples = ["1 + 1", "let x = 1;", '%%launch -n 2\nconsole.log("hi")']
+    incomplete_code_samples = ["function f() {", "%%launch -n 2\nfunction f() {"]
+
+    code_generate_error = 'throw new Error("boom")'
+
+    code_execute_result = [
+        {"code": "6*7", "result": "42"},
+    ]
+
+    code_display_data = [
+        {"code": 'import * as tslab from "tslab"; tslab.display.html("<b>x</b>")', "mime": "text/html"},
+    ]
+
+    code_inspect_sample = "Math.abs"
+
+    def collect_outputs(self, msg_id, timeout):
+        """iopub messages of one request until its idle status (execute_helper's 0.1 s gaps are too tight for a launch)."""
+        outputs = []
+        while True:
+            msg = run_sync(self.kc.iopub_channel.get_msg)(timeout=timeout)
+            jupyter_kernel_test.validate_message(msg, msg["msg_type"], msg_id)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return outputs
+            outputs.append(msg)
+
+    def test_launch_prefixes_every_rank(self):
+        self.flush_channels()
+        code = '%%launch -n 2\nconsole.log("hello from rank", process.env.RANK)'
+        msg_id = self.kc.execute(code=code)
+        reply = self.get_non_kernel_info_reply(timeout=LAUNCH_TIMEOUT)
+        jupyter_kernel_test.validate_message(reply, "execute_reply", msg_id)
+        self.assertEqual(reply["content"]["status"], "ok")
+        outputs = self.collect_outputs(msg_id, LAUNCH_TIMEOUT)
+        stdout = "".join(
+            m["content"]["text"] for m in outputs if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+        )
+        self.assertIn("[rank0]: hello from rank 0\n", stdout)
+        self.assertIn("[rank1]: hello from rank 1\n", stdout)
+        for line in stdout.splitlines():
+            self.assertRegex(line, r"^\[rank[01]\]: ")
+        self.assertEqual([m for m in outputs if m["msg_type"] == "error"], [])
+
+    def test_launch_failure_is_one_error(self):
+        self.flush_channels()
+        code = '%%launch -n 2\nif (process.env.RANK === "1") {\n  throw new Error("rank one fails");\n}'
+        msg_id = self.kc.execute(code=code)
+        reply = self.get_non_kernel_info_reply(timeout=LAUNCH_TIMEOUT)
+        jupyter_kernel_test.validate_message(reply, "execute_reply", msg_id)
+        self.assertEqual(reply["content"]["status"], "error")
+        self.assertEqual(reply["content"]["ename"], "LaunchError")
+        errors = [m for m in self.collect_outputs(msg_id, LAUNCH_TIMEOUT) if m["msg_type"] == "error"]
+        self.assertEqual(len(errors), 1)
+        self.assertEqual(errors[0]["content"]["evalue"], "rank 1 failed first (exit code 1): Error: rank one fails")
+
+
+if __name__ == "__main__":
+    unittest.main()
