@@ -10,6 +10,7 @@ import { StreamBatcher, type StreamName } from "./stream-batcher";
 import { parseMagic } from "./magics";
 import { probePassedNotice, runLaunchCell, showLaunchEvent, type ActiveLaunch } from "./launch-cell";
 import { DeviceGuard } from "./device-guard";
+import { LaunchView } from "./launch-view";
 import { setLaunchHost } from "../launcher/launch-host";
 import { completeMagic, inspectMagic } from "./magic-help";
 import { PROTOCOL_VERSION, type ConnectionInfo, type JupyterMessage } from "./wire";
@@ -43,6 +44,8 @@ export class Kernel {
   private abortBefore = 0;
   private activeLaunch: ActiveLaunch | null = null;
   private readonly guard = new DeviceGuard();
+  /** The live view of the launch a notebookLauncher()/debugLauncher() call started. */
+  private functionLaunchView: LaunchView | null = null;
   private currentCode = "";
   private readonly log: (s: string) => void;
 
@@ -58,7 +61,14 @@ export class Kernel {
       replay: () => this.session.recorded,
       sideOutputs: () => [...this.session.sideOutputs].map(([p, data]) => ({ path: p, data })),
       executionCount: () => this.executionCount,
-      onEvent: (event) => showLaunchEvent(event, this.cellOutput()),
+      onEvent: (event) => {
+        showLaunchEvent(event, this.cellOutput());
+        this.functionLaunchView?.onEvent(event);
+      },
+      launchStarted: (options, numProcesses) => {
+        this.functionLaunchView = new LaunchView(options, numProcesses, (content, update) => this.cellOutput().display(content, update));
+        this.functionLaunchView.open();
+      },
       setActive: (launch) => (this.activeLaunch = launch),
       checkBeforeLaunch: () => this.guard.checkBeforeLaunch(this.executionCount, this.currentCode),
       probePassed: (ms, worldSize) => this.cellOutput().stream("stderr", probePassedNotice(ms, worldSize)),

@@ -6,6 +6,7 @@ import type { ActiveLaunchHandle } from "../launcher/launch-host";
 import { buildErrorReport } from "../launcher/error-report";
 import { resolveNumProcesses } from "../launcher/num-processes";
 import { debugModeEnabled, runDebugProbe } from "../launcher/debug-probe";
+import { LaunchView } from "./launch-view";
 import { CompileError, type CellError, type Session } from "./session";
 import type { CellMagic } from "./magics";
 import type { CellOutput } from "./kernel";
@@ -67,7 +68,12 @@ export async function runLaunchCell(magic: CellMagic, ctx: LaunchCellContext): P
     throw err;
   }
 
-  const launch = new Launch({ options, numProcesses, payload }, (event) => showLaunchEvent(event, output));
+  const view = new LaunchView(options, numProcesses, (content, update) => output.display(content, update));
+  view.open();
+  const launch = new Launch({ options, numProcesses, payload }, (event) => {
+    showLaunchEvent(event, output);
+    view.onEvent(event);
+  });
   ctx.setActive(launch);
   try {
     const result = await launch.run();
@@ -76,6 +82,7 @@ export async function runLaunchCell(magic: CellMagic, ctx: LaunchCellContext): P
     return { ok: false, error: buildErrorReport(result, result.worldSize) };
   } catch (err) {
     const reported = reportedError(err);
+    view.abort(reported?.evalue ?? String(err));
     if (reported) return { ok: false, error: reported };
     throw err;
   } finally {

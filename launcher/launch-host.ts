@@ -3,6 +3,7 @@
 // a kernel, a plain Node script is the host: its main module is re-required in every worker.
 import type { LaunchEvent } from "./agent";
 import type { RecordedCell } from "./payload";
+import type { LaunchOptions } from "./options";
 
 export interface ActiveLaunchHandle {
   interrupt(): void;
@@ -27,6 +28,8 @@ export interface LaunchHost {
   /** Extra environment and Node flags for the workers. */
   workerEnv?: Record<string, string>;
   execArgv?: string[];
+  /** A launch is about to start its workers (the kernel opens its live view). */
+  launchStarted?(options: LaunchOptions, numProcesses: number): void;
   /** Shows that the ACCELERATE_DEBUG_MODE probe passed. */
   probePassed?(ms: number, worldSize: number): void;
   /** Throws when a launch must be refused before anything starts (the device guard). */

@@ -84,6 +84,7 @@ async function launchFunction(fn: Function, args: unknown[], options: LaunchOpti
     const ms = await runDebugProbe({ options, numProcesses, payload, env, execArgv: host.execArgv }, (e) => host.onEvent(e), (l) => host.setActive(l));
     host.probePassed?.(ms, numProcesses * options.numNodes);
   }
+  host.launchStarted?.(options, numProcesses);
   const launch = new Launch({ options, numProcesses, payload, env, execArgv: host.execArgv }, (event: LaunchEvent) => host.onEvent(event));
   host.setActive(launch);
   try {

@@ -171,7 +171,7 @@ describe('ordinary cells through Jupyter', () => {
   it('comm_info_request gets an ok reply (no comms)', async () => {
     const reply = await kernel.requestCommInfo({});
     expect(reply.content.status).toBe('ok');
-    expect((reply.content as KernelMessage.ICommInfoReply['content'] & { comms: object }).comms).toEqual({});
+    expect((reply.content as { comms?: unknown }).comms).toEqual({});
     const filtered = await kernel.requestCommInfo({ target_name: 'jupyter.widget' });
     expect(filtered.content.status).toBe('ok');
   });

@@ -1,0 +1,311 @@
+/**
+ * The launcher's contract with real processes and sockets (no kernel): `Launch` from the BUILT
+ * package (its workers run dist/launcher/worker-main.js; build first), plain-JavaScript bodies.
+ * Every test ends with nothing left: no worker process, no tslaunch-* folder in the private TMPDIR.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { LaunchEvent } from '../../launcher/agent';
+import { freePort } from '../helpers/free-port';
+import { isAlive, waitUntilGone, type TempSnapshot } from '../helpers/leftovers';
+import {
+  FIXTURES,
+  PrivateTmp,
+  childEnv,
+  expectClean,
+  killMarked,
+  makeLaunch,
+  outputText,
+  randomId,
+  runLaunch,
+  sleep,
+  spawnNode,
+  withTimeout,
+} from '../fixtures/support';
+
+let tmp: PrivateTmp;
+let marker: string;
+let since: TempSnapshot;
+
+beforeAll(() => {
+  tmp = new PrivateTmp('launcher');
+});
+afterAll(() => tmp?.dispose());
+beforeEach(() => {
+  marker = randomId();
+  since = tmp.snapshot();
+});
+afterEach(async () => {
+  try {
+    await expectClean(marker, since, 'the test');
+  } finally {
+    await killMarked(marker);
+  }
+});
+
+type StateEvent = Extract<LaunchEvent, { type: 'state' }>;
+const finalStates = (events: LaunchEvent[]) => {
+  const last = new Map<number, StateEvent['worker']>();
+  for (const e of events) if (e.type === 'state') last.set(e.worker.rank, e.worker);
+  return last;
+};
+
+describe('Launch (single node)', () => {
+  it('starts N ranks, each with its own torchrun/Accelerate environment (rank files 0..N-1)', async () => {
+    const n = 3;
+    const out = tmp.scratch('rankfiles');
+    const port = await freePort();
+    const keys = [
+      'RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RESTART_COUNT',
+      'TORCHELASTIC_MAX_RESTARTS', 'GROUP_RANK', 'GROUP_WORLD_SIZE', 'ACCELERATE_MIXED_PRECISION',
+    ];
+    const body = `
+      const fs = require('fs'), path = require('path');
+      const env = Object.fromEntries(${JSON.stringify(keys)}.map((k) => [k, process.env[k]]));
+      env.pid = process.pid;
+      fs.writeFileSync(path.join(${JSON.stringify(out)}, 'rank-' + process.env.RANK + '.json'), JSON.stringify(env));
+    `;
+    let dirsDuringRun: string[] = [];
+    const { result, events } = await runLaunch({
+      numProcesses: n, marker, body, options: { mixedPrecision: 'bf16', usePort: port },
+      onEvent: (e) => {
+        if (e.type === 'started') dirsDuringRun = tmp.launchDirs();
+      },
+    });
+    expect(result).toMatchObject({ outcome: 'succeeded', failures: [], restarts: 0, worldSize: n, droppedMessages: 0 });
+    // The launch had its folder while it ran; it is gone now (afterEach checks too).
+    expect(dirsDuringRun).toHaveLength(1);
+    expect(tmp.launchDirs()).toEqual([]);
+
+    expect(fs.readdirSync(out).sort()).toEqual(['rank-0.json', 'rank-1.json', 'rank-2.json']);
+    const started = new Map(events.flatMap((e) => (e.type === 'started' ? [[e.rank, e.pid] as const] : [])));
+    for (let rank = 0; rank < n; rank++) {
+      const env = JSON.parse(fs.readFileSync(path.join(out, `rank-${rank}.json`), 'utf8'));
+      expect(env).toEqual({
+        RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(n), LOCAL_WORLD_SIZE: String(n),
+        MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), TORCHELASTIC_RESTART_COUNT: '0', TORCHELASTIC_MAX_RESTARTS: '0',
+        GROUP_RANK: '0', GROUP_WORLD_SIZE: '1', ACCELERATE_MIXED_PRECISION: 'bf16', pid: started.get(rank),
+      });
+    }
+    // Every rank went starting -> running -> succeeded.
+    for (const [, w] of finalStates(events)) expect(w).toMatchObject({ state: 'succeeded', exitCode: 0, signal: null });
+  });
+
+  it('delivers 4 ranks x 50 000 lines through output events, prefixed, whole lines, in order per rank', async () => {
+    const n = 4;
+    const lines = 50_000;
+    const body = `
+      const rank = process.env.RANK;
+      for (let i = 0; i < ${lines}; i++) console.log('r' + rank + ' line ' + i);
+    `;
+    const t0 = performance.now();
+    const { result, events } = await runLaunch({ numProcesses: n, marker, body });
+    const seconds = (performance.now() - t0) / 1000;
+    expect(result.outcome).toBe('succeeded');
+    for (const e of events) if (e.type === 'output') expect(e.text.endsWith('\n')).toBe(true);
+    for (let rank = 0; rank < n; rank++) {
+      const got = outputText(events, rank, 'stdout').split('\n');
+      expect(got.pop()).toBe('');
+      expect(got.length).toBe(lines);
+      let bad = -1;
+      for (let i = 0; i < lines; i++) {
+        if (got[i] !== `[rank${rank}]: r${rank} line ${i}`) {
+          bad = i;
+          break;
+        }
+      }
+      expect(bad === -1 ? 'all in order' : `line ${bad}: ${JSON.stringify(got[bad])}`).toBe('all in order');
+      expect(outputText(events, rank, 'stderr')).toBe('');
+    }
+    console.log(`[launcher.test] ${n} x ${lines} lines in ${seconds.toFixed(2)} s`);
+  }, 120_000);
+
+  it('drops forged and unsigned messages on the log channel and counts them in droppedMessages', async () => {
+    // Rank 0 connects its own DEALER to the launch's channel (the endpoint is in its environment)
+    // and sends messages signed with a wrong key, an unsigned one and a malformed one.
+    const body = `
+      const { Dealer } = require('zeromq');
+      const crypto = require('crypto');
+      if (process.env.RANK === '0') {
+        const forger = new Dealer({ routingId: 'forger-' + process.pid, linger: 2000 });
+        forger.connect(process.env.TSLAUNCH_AGENT_ENDPOINT);
+        const wrongKey = crypto.randomBytes(32);
+        const sign = (frames) => { const h = crypto.createHmac('sha256', wrongKey); for (const f of frames) h.update(f); return h.digest(); };
+        const msg = (m) => Buffer.from(JSON.stringify(m));
+        const stream = msg({ type: 'stream', name: 'stdout', text: 'FORGED output\\n' });
+        const error = msg({ type: 'error', error: { ename: 'Forged', evalue: 'FORGED error', stack: '', phase: 'body' } });
+        await forger.send([stream, sign([stream])]);                 // wrong key
+        await forger.send([error, sign([error])]);                   // wrong key
+        await forger.send([msg({ type: 'result' })]);                // unsigned
+        await forger.send([stream, stream, stream, sign([stream])]); // too many frames
+        await new Promise((r) => setTimeout(r, 500));
+        forger.close();
+      }
+      console.log('real work from rank ' + process.env.RANK);
+    `;
+    const { result, events } = await runLaunch({ numProcesses: 2, marker, body });
+    expect(result.outcome).toBe('succeeded');
+    expect(result.failures).toEqual([]);
+    expect(result.droppedMessages).toBe(4);
+    const all = events.filter((e) => e.type === 'output').map((e) => (e as { text: string }).text).join('');
+    expect(all).not.toContain('FORGED');
+    expect(outputText(events, 0)).toBe('[rank0]: real work from rank 0\n');
+    expect(outputText(events, 1)).toBe('[rank1]: real work from rank 1\n');
+  });
+
+  it('replaces a busy use_port on a single node, says so in a notice, and hands the new port to the workers', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const busy = (blocker.address() as net.AddressInfo).port;
+    try {
+      const { result, events } = await runLaunch({
+        numProcesses: 2, marker, options: { usePort: busy, masterAddr: '127.0.0.1' },
+        body: `console.log('MASTER_PORT=' + process.env.MASTER_PORT);`,
+      });
+      expect(result.outcome).toBe('succeeded');
+      const notices = events.filter((e): e is Extract<LaunchEvent, { type: 'notice' }> => e.type === 'notice');
+      expect(notices).toHaveLength(1);
+      const m = /use_port (\d+) is busy on 127\.0\.0\.1; the workers get MASTER_PORT=(\d+) instead/.exec(notices[0].text);
+      expect(m, notices[0].text).not.toBeNull();
+      expect(Number(m![1])).toBe(busy);
+      const chosen = Number(m![2]);
+      expect(chosen).not.toBe(busy);
+      expect(outputText(events, 0)).toBe(`[rank0]: MASTER_PORT=${chosen}\n`);
+      expect(outputText(events, 1)).toBe(`[rank1]: MASTER_PORT=${chosen}\n`);
+      // The notice comes before any worker starts.
+      expect(events.findIndex((e) => e.type === 'notice')).toBeLessThan(events.findIndex((e) => e.type === 'started'));
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('keeps a free use_port as given, without a notice', async () => {
+    const port = await freePort();
+    const { result, events } = await runLaunch({
+      numProcesses: 1, marker, options: { usePort: port }, body: `console.log(process.env.MASTER_PORT);`,
+    });
+    expect(result.outcome).toBe('succeeded');
+    expect(events.filter((e) => e.type === 'notice')).toEqual([]);
+    expect(outputText(events, 0)).toBe(`[rank0]: ${port}\n`);
+  });
+
+  it('stops the other ranks (SIGTERM, then SIGKILL after the grace period) when one fails; failures[0] is that rank', async () => {
+    const graceMs = 1000;
+    // All ranks meet at a barrier (so rank 0's SIGTERM handler is in place), then rank 1 fails.
+    // Rank 0 ignores SIGTERM (it must get SIGKILL after the grace), rank 2 does not.
+    const body = `
+      const { waitForEveryone } = require('tslaunch');
+      const rank = Number(process.env.RANK);
+      if (rank === 0) process.on('SIGTERM', () => {});
+      await waitForEveryone();
+      if (rank === 1) throw new Error('rank one broke');
+      await new Promise((r) => setTimeout(r, 60_000));
+    `;
+    const t: Record<string, number> = {};
+    const { result, events } = await runLaunch({
+      numProcesses: 3, marker, body, stopGraceMs: graceMs,
+      onEvent: (e) => {
+        if (e.type === 'state' && e.worker.rank === 1 && e.worker.state === 'failed') t.failed = performance.now();
+        if (e.type === 'done') t.done = performance.now();
+      },
+    });
+    expect(result.outcome).toBe('failed');
+    expect(result.failures).toHaveLength(1);
+    expect(result.failures[0]).toMatchObject({ rank: 1, nodeRank: 0, exitCode: 1, signal: null });
+    expect(result.failures[0].error).toMatchObject({ ename: 'Error', evalue: 'rank one broke', phase: 'body' });
+    const states = finalStates(events);
+    expect(states.get(0)).toMatchObject({ state: 'stopped', signal: 'SIGKILL' });
+    expect(states.get(2)).toMatchObject({ state: 'stopped', signal: 'SIGTERM' });
+    expect(states.get(1)).toMatchObject({ state: 'failed', exitCode: 1 });
+    const stoppedIn = t.done - t.failed;
+    // SIGKILL comes after the grace period, not much later (2-core machine: generous margin).
+    expect(stoppedIn).toBeGreaterThanOrEqual(graceMs - 100);
+    expect(stoppedIn).toBeLessThan(graceMs + 2500);
+  });
+
+  it('removes the launch folder after a success, a failure and an interrupt()', async () => {
+    const seen: string[][] = [];
+    const watch = (e: LaunchEvent) => {
+      if (e.type === 'started') seen.push(tmp.launchDirs());
+    };
+    const ok = await runLaunch({ numProcesses: 1, marker, body: `1;`, onEvent: watch });
+    expect(ok.result.outcome).toBe('succeeded');
+    expect(tmp.launchDirs()).toEqual([]);
+
+    const bad = await runLaunch({ numProcesses: 1, marker, body: `process.exit(3);`, onEvent: watch });
+    expect(bad.result.outcome).toBe('failed');
+    expect(bad.result.failures[0]).toMatchObject({ rank: 0, exitCode: 3 });
+    expect(tmp.launchDirs()).toEqual([]);
+
+    const events: LaunchEvent[] = [];
+    const running = new Set<number>();
+    const launch = makeLaunch(
+      {
+        numProcesses: 2, marker, body: `await new Promise((r) => setTimeout(r, 60_000));`,
+        onEvent: (e, l) => {
+          watch(e);
+          if (e.type === 'state' && e.worker.state === 'running') {
+            running.add(e.worker.rank);
+            if (running.size === 2) l.interrupt();
+          }
+        },
+      },
+      events,
+    );
+    const result = await withTimeout(launch.run(), 20_000, 'the interrupted launch');
+    expect(result.outcome).toBe('interrupted');
+    expect(result.failures).toEqual([]);
+    for (const [, w] of finalStates(events)) expect(w.state).toBe('stopped');
+    expect(tmp.launchDirs()).toEqual([]);
+    // Each launch had exactly one folder while it ran.
+    expect(seen.every((dirs) => dirs.length === 1)).toBe(true);
+    expect(seen.length).toBe(4);
+  });
+
+  it('stop() ends a running launch and resolves once every worker is gone', async () => {
+    const events: LaunchEvent[] = [];
+    let resolveRunning!: () => void;
+    const allRunning = new Promise<void>((r) => (resolveRunning = r));
+    const running = new Set<number>();
+    const launch = makeLaunch(
+      {
+        numProcesses: 2, marker, body: `await new Promise((r) => setTimeout(r, 60_000));`,
+        onEvent: (e) => {
+          if (e.type === 'state' && e.worker.state === 'running' && running.add(e.worker.rank).size === 2) resolveRunning();
+        },
+      },
+      events,
+    );
+    const run = launch.run();
+    await withTimeout(allRunning, 20_000, 'both ranks running');
+    const pids = launch.pids;
+    expect(pids).toHaveLength(2);
+    await withTimeout(launch.stop(), 10_000, 'stop()');
+    expect(pids.filter(isAlive)).toEqual([]);
+    expect((await run).outcome).toBe('interrupted');
+    expect(tmp.launchDirs()).toEqual([]);
+  });
+
+  it('kills its workers within 2 s when the agent process is SIGKILLed (lifeline), even a rank stuck in a synchronous wait', async () => {
+    const agent = spawnNode([path.join(FIXTURES, 'agent-sleeps.js')], { env: childEnv(tmp, marker, { FIXTURE_NUM_PROCESSES: '3' }) });
+    try {
+      const m = await agent.waitFor(/PIDS (\[[^\]]*\])/, 'stdout', 30_000);
+      const pids = JSON.parse(m[1]) as number[];
+      expect(pids).toHaveLength(3);
+      expect(pids.every(isAlive)).toBe(true);
+      await sleep(300); // rank 1 and 2 are now blocked in Atomics.wait
+      agent.kill('SIGKILL');
+      const killedAt = performance.now();
+      await agent.exited;
+      const alive = await waitUntilGone(pids, 2000, 20);
+      const tookMs = performance.now() - killedAt;
+      expect(alive, `workers alive ${tookMs.toFixed(0)} ms after the agent died`).toEqual([]);
+    } finally {
+      agent.kill('SIGKILL');
+      // A SIGKILLed agent cannot remove its own launch folder: clear it so afterEach checks the workers.
+      for (const d of tmp.launchDirs()) fs.rmSync(path.join(tmp.dir, d), { recursive: true, force: true });
+    }
+  });
+});
