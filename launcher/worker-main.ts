@@ -1,6 +1,7 @@
 // The worker entry point: what every rank's Node process runs. Steps: hold the lifeline, open the
 // log channel, replay the session (silently), run the body, report, wait for the agent's ack, exit.
 import { Worker } from "worker_threads";
+import path from "path";
 import { ENV, type ErrorPayload } from "./protocol";
 import { WorkerChannel } from "./worker-channel";
 import { readPayload } from "./payload";
@@ -19,13 +20,19 @@ const LIFELINE_FD = 3;
  * outlives its launch. The thread polls the socket through libuv rather than blocking in read():
  * a thread blocked in a syscall cannot be stopped, and process.exit() would wait for it forever.
  */
-function holdLifeline(): void {
+function holdLifeline(launchDir: string): void {
+  // The agent that would remove the launch folder is gone: the first worker to notice removes it.
   const watchdog = new Worker(
     `const net = require("net");
+     const fs = require("fs");
+     const { workerData } = require("worker_threads");
      const lifeline = new net.Socket({ fd: ${LIFELINE_FD}, readable: true, writable: false });
-     const die = () => process.kill(process.pid, "SIGKILL");
+     const die = () => {
+       try { fs.rmSync(workerData.launchDir, { recursive: true, force: true }); } catch {}
+       process.kill(process.pid, "SIGKILL");
+     };
      lifeline.on("data", () => {}).on("end", die).on("close", die).on("error", die);`,
-    { eval: true },
+    { eval: true, workerData: { launchDir } },
   );
   watchdog.unref();
 }
@@ -38,7 +45,7 @@ function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number)
 }
 
 async function main(): Promise<void> {
-  if (process.env.TSLAUNCH_NO_LIFELINE !== "1") holdLifeline();
+  holdLifeline(path.dirname(process.env[ENV.payload]!));
   const rank = Number(process.env.RANK);
   const key = Buffer.from(process.env[ENV.key] ?? "", "hex");
   delete process.env[ENV.key]; // the user's code has no business with the channel key
