@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "fs";
 import { dirname } from "path";
 import { KernelClient } from "./kernel-client";
 import { startKernelProcess, KernelProcess } from "./kernel-process";
+import { LAUNCH_VIEW_MIME } from "../launch-view";
 import { DisplayDataOutput, joinText, NbOutput, OutputArea, OutputChange, renderOutput } from "./render-output";
 
 export interface ExecuteNotebookOptions {
@@ -126,6 +127,7 @@ async function runCells(
       const message = err instanceof Error ? err.message : String(err);
       return { ok: false, failedCell: index, error: `cell ${index} (In [${promptNumber}]) did not finish: ${message}` };
     }
+    out.flushHeld(options.stripAnsi);
     const reply = outcome.reply.content;
     cell.execution_count = typeof reply.execution_count === "number" ? reply.execution_count : null;
     if (reply.status !== "ok") return { ok: false, failedCell: index };
@@ -164,7 +166,19 @@ class Transcript {
     this.write(text.endsWith("\n") ? text : text + "\n");
   }
 
+  /** Live displays (a launch's view) print once, in their final state, when the cell ends. */
+  private held: NbOutput[] = [];
+
+  flushHeld(stripAnsi?: boolean): void {
+    for (const output of this.held) this.line(renderOutput(output, { stripAnsi }));
+    this.held = [];
+  }
+
   change(change: OutputChange, stripAnsi?: boolean): void {
+    if (change.kind === "added" && change.output.output_type === "display_data" && LAUNCH_VIEW_MIME in change.output.data) {
+      this.held.push(change.output);
+      return;
+    }
     if (change.kind === "appended") {
       this.write(renderOutput({ output_type: "stream", name: change.output.name, text: change.text }, { stripAnsi }));
     } else if (change.kind === "added") {

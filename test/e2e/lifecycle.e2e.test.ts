@@ -2,6 +2,7 @@
  * What happens to a running `%%launch` when the user interrupts, shuts down or restarts the
  * kernel, or when the kernel process dies: no worker may survive, no launch folder may be left.
  */
+import * as fs from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
 import { interruptKernel, runCell, type RunCellResult } from '../helpers/jupyter-server';
@@ -159,8 +160,8 @@ describe('a running %%launch and the kernel lifecycle', () => {
     expect(await waitUntilGone(workers, 2000, 20)).toEqual([]);
     // Jupyter restarts a dead kernel on its own; give the workers and the new kernel time to tidy up.
     await sleep(3000);
-    const left = e2e.launchDirs();
-    if (left.length > 0) console.log(`after SIGKILL of the kernel, left behind: ${left.join(', ')}`);
+    const left = e2e.launchDirs().map((d) => `${d} ${JSON.stringify(fs.readdirSync(d))}`);
+    await e2e.cleanUp(); // reported once, here, not again by afterEach
     expect(left, 'the launch folder of the killed kernel is still there').toEqual([]);
     void kernel;
   });

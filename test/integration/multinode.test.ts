@@ -1,0 +1,260 @@
+/**
+ * Launches across nodes, on loopback: node 0 is a `Launch` of the built package in this process (or
+ * `tslaunch run --num_nodes 2`), the other nodes are `tslaunch agent` processes sharing
+ * TSLAUNCH_SECRET. Everything is checked from node 0: the joined nodes' ranks, outputs, barriers and
+ * failures reach it. Nothing may be left on either side (both use this suite's private TMPDIR; every
+ * process carries the test's marker).
+ */
+import * as path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { LaunchEvent } from '../../launcher/agent';
+import { freePort } from '../helpers/free-port';
+import { type TempSnapshot } from '../helpers/leftovers';
+import {
+  CLI,
+  FIXTURES,
+  PrivateTmp,
+  childEnv,
+  expectClean,
+  killMarked,
+  loadDist,
+  makeLaunch,
+  outputText,
+  randomId,
+  runLaunch,
+  sleep,
+  spawnNode,
+  withTimeout,
+  type Child,
+} from '../fixtures/support';
+
+let tmp: PrivateTmp;
+let marker: string;
+let since: TempSnapshot;
+let children: Child[] = [];
+
+beforeAll(() => {
+  tmp = new PrivateTmp('multinode');
+});
+afterAll(() => tmp?.dispose());
+beforeEach(() => {
+  marker = randomId();
+  since = tmp.snapshot();
+  children = [];
+});
+afterEach(async () => {
+  try {
+    // The agents (started with --once) must have exited by themselves; their workers too.
+    await expectClean(marker, since, 'the launch (both nodes)', 8000);
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+    await killMarked(marker);
+  }
+});
+
+const SECRET = 'loopback-test-secret';
+
+function startAgent(args: string[], secret = SECRET): Child {
+  const child = spawnNode([CLI, 'agent', ...args], { env: childEnv(tmp, marker, { TSLAUNCH_SECRET: secret }) });
+  children.push(child);
+  return child;
+}
+
+/** Every rank prints its environment, sleeps rank*250 ms, meets the others at a barrier, prints the times. */
+const WORLD_BODY = `
+  const { waitForEveryone } = require('tslaunch');
+  const e = process.env;
+  console.log('env RANK=' + e.RANK + ' LOCAL_RANK=' + e.LOCAL_RANK + ' WORLD_SIZE=' + e.WORLD_SIZE + ' LOCAL_WORLD_SIZE=' + e.LOCAL_WORLD_SIZE + ' GROUP_RANK=' + e.GROUP_RANK + ' GROUP_WORLD_SIZE=' + e.GROUP_WORLD_SIZE);
+  await new Promise((r) => setTimeout(r, Number(e.RANK) * 250));
+  const arrive = Date.now();
+  await waitForEveryone();
+  console.log('barrier arrive=' + arrive + ' leave=' + Date.now());
+`;
+
+function checkWorld(events: LaunchEvent[], perNode: number, numNodes: number): void {
+  const world = perNode * numNodes;
+  const arrivals: number[] = [];
+  const leaves: number[] = [];
+  for (let rank = 0; rank < world; rank++) {
+    const text = outputText(events, rank, 'stdout');
+    const lines = text.split('\n').filter(Boolean);
+    expect(lines, `rank ${rank}'s output`).toHaveLength(2);
+    for (const l of lines) expect(l.startsWith(`[rank${rank}]: `), l).toBe(true);
+    const node = Math.floor(rank / perNode);
+    expect(lines[0]).toBe(
+      `[rank${rank}]: env RANK=${rank} LOCAL_RANK=${rank % perNode} WORLD_SIZE=${world} LOCAL_WORLD_SIZE=${perNode} GROUP_RANK=${node} GROUP_WORLD_SIZE=${numNodes}`,
+    );
+    const m = /barrier arrive=(\d+) leave=(\d+)$/.exec(lines[1]);
+    expect(m, lines[1]).not.toBeNull();
+    arrivals.push(Number(m![1]));
+    leaves.push(Number(m![2]));
+  }
+  const lastArrival = Math.max(...arrivals);
+  expect(lastArrival - arrivals[0]).toBeGreaterThanOrEqual(250 * (world - 1) - 100);
+  for (const leave of leaves) expect(leave).toBeGreaterThanOrEqual(lastArrival);
+  // started events for every global rank, with their node
+  const started = events.filter((e): e is Extract<LaunchEvent, { type: 'started' }> => e.type === 'started');
+  expect(started.map((e) => [e.rank, e.nodeRank]).sort((a, b) => a[0] - b[0])).toEqual(
+    Array.from({ length: world }, (_, r) => [r, Math.floor(r / perNode)]),
+  );
+}
+
+describe('two agents on loopback form one world', () => {
+  it('static rendezvous: 2 x 2 ranks, outputs prefixed with global ranks at node 0, WORLD_SIZE 4, a barrier across nodes', async () => {
+    const port = await freePort();
+    const agent = startAgent(['--num_nodes', '2', '--node_rank', '1', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '2', '--once']);
+    const { result, events } = await withTimeout(
+      runLaunch({ numProcesses: 2, marker, body: WORLD_BODY, secret: SECRET, options: { numNodes: 2, masterAddr: '127.0.0.1', usePort: port } }),
+      60_000, 'the 2-node launch',
+    );
+    expect(result).toMatchObject({ outcome: 'succeeded', failures: [], worldSize: 4, droppedMessages: 0 });
+    checkWorld(events, 2, 2);
+    const notices = events.filter((e) => e.type === 'notice').map((e) => (e as { text: string }).text);
+    expect(notices[0]).toBe(`waiting for 1 more node(s) to join at 127.0.0.1:${port} (static rendezvous, rdzv_id none)`);
+    expect(notices[1]).toMatch(/^2 nodes joined, world size 4: node 0 \(.+, 2\), node 1 \(.+, 2 processes\)$/);
+    expect(await withTimeout(agent.exited, 15_000, 'the agent (--once)')).toEqual({ code: 0, signal: null });
+    expect(agent.stderr()).toContain('joined as node 1 of 2: ranks 2..3 of 4');
+    expect(agent.stderr()).toContain('launch finished: succeeded');
+  }, 90_000);
+
+  it('c10d rendezvous (--rdzv_backend c10d --rdzv_endpoint): 2 x 2 ranks, the same world', async () => {
+    const port = await freePort();
+    const endpoint = `127.0.0.1:${port}`;
+    const agent = startAgent(['--num_nodes', '2', '--rdzv_backend', 'c10d', '--rdzv_endpoint', endpoint, '-n', '2', '--once']);
+    const { result, events } = await withTimeout(
+      runLaunch({ numProcesses: 2, marker, body: WORLD_BODY, secret: SECRET, options: { numNodes: 2, rdzvBackend: 'c10d', rdzvEndpoint: endpoint } }),
+      60_000, 'the c10d launch',
+    );
+    expect(result).toMatchObject({ outcome: 'succeeded', worldSize: 4 });
+    checkWorld(events, 2, 2);
+    expect(events.find((e) => e.type === 'notice')).toMatchObject({ text: `waiting for 1 more node(s) to join at ${endpoint} (c10d rendezvous, rdzv_id none)` });
+    expect((await withTimeout(agent.exited, 15_000, 'the agent')).code).toBe(0);
+    expect(agent.stderr()).toContain('joined as node 1 of 2: ranks 2..3 of 4');
+  }, 90_000);
+
+  it('c10d assigns node ranks in join order (3 nodes)', async () => {
+    const port = await freePort();
+    const endpoint = `127.0.0.1:${port}`;
+    const flags = ['--num_nodes', '3', '--rdzv_backend', 'c10d', '--rdzv_endpoint', endpoint, '-n', '1', '--once'];
+    const events: LaunchEvent[] = [];
+    let storeUp!: () => void;
+    const listening = new Promise<void>((r) => (storeUp = r));
+    const launch = makeLaunch(
+      {
+        numProcesses: 1, marker, secret: SECRET, options: { numNodes: 3, rdzvBackend: 'c10d', rdzvEndpoint: endpoint },
+        body: `console.log('GROUP_RANK=' + process.env.GROUP_RANK + ' RANK=' + process.env.RANK);`,
+        onEvent: (e) => {
+          if (e.type === 'notice' && e.text.startsWith('waiting for')) storeUp();
+        },
+      },
+      events,
+    );
+    const run = launch.run();
+    await withTimeout(listening, 20_000, 'the store');
+    const first = startAgent(flags);
+    await first.waitFor(/joining c10d rendezvous/, 'stderr', 20_000);
+    await sleep(1500); // its join has reached the store
+    const second = startAgent(flags);
+    const result = await withTimeout(run, 60_000, 'the 3-node launch');
+    expect(result).toMatchObject({ outcome: 'succeeded', worldSize: 3 });
+    await withTimeout(Promise.all([first.exited, second.exited]), 15_000, 'the agents');
+    expect(first.stderr()).toContain('joined as node 1 of 3: ranks 1..1 of 3');
+    expect(second.stderr()).toContain('joined as node 2 of 3: ranks 2..2 of 3');
+    for (const r of [0, 1, 2]) expect(outputText(events, r)).toBe(`[rank${r}]: GROUP_RANK=${r} RANK=${r}\n`);
+  }, 90_000);
+
+  it('refuses an agent with the wrong secret (it exits with code 3 and logs "refused"); the right one then joins', async () => {
+    const port = await freePort();
+    const flags = ['--num_nodes', '2', '--node_rank', '1', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '1', '--once'];
+    const events: LaunchEvent[] = [];
+    let storeUp!: () => void;
+    const listening = new Promise<void>((r) => (storeUp = r));
+    const launch = makeLaunch(
+      {
+        numProcesses: 1, marker, secret: SECRET, options: { numNodes: 2, usePort: port }, body: `console.log('hi ' + process.env.RANK);`,
+        onEvent: (e) => {
+          if (e.type === 'notice' && e.text.startsWith('waiting for')) storeUp();
+        },
+      },
+      events,
+    );
+    const run = launch.run();
+    await withTimeout(listening, 20_000, 'the store');
+    const intruder = startAgent(flags, 'not-the-secret');
+    const exit = await withTimeout(intruder.exited, 20_000, 'the refused agent');
+    expect(exit).toEqual({ code: 3, signal: null });
+    expect(intruder.stderr()).toMatch(/refused by the store: the message was not signed with this launch's shared secret/);
+    expect(intruder.stderr()).not.toContain('joined as node');
+    // The launch is still waiting; a node with the secret joins it.
+    const agent = startAgent(flags);
+    const result = await withTimeout(run, 60_000, 'the launch');
+    expect(result.outcome).toBe('succeeded');
+    expect(result.worldSize).toBe(2);
+    expect(result.droppedMessages).toBeGreaterThanOrEqual(1);
+    expect(outputText(events, 0)).toBe('[rank0]: hi 0\n');
+    expect(outputText(events, 1)).toBe('[rank1]: hi 1\n');
+    expect((await withTimeout(agent.exited, 15_000, 'the agent')).code).toBe(0);
+  }, 90_000);
+
+  it('a failure on node 1 fails the launch: `tslaunch run --num_nodes 2` exits 1 with a report naming the rank', async () => {
+    const port = await freePort();
+    const net = ['--num_nodes', '2', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '2'];
+    const script = path.join(FIXTURES, 'multinode', 'fail-on-node1.ts');
+    const node0 = spawnNode([CLI, 'run', ...net, script], { env: childEnv(tmp, marker, { TSLAUNCH_SECRET: SECRET }) });
+    children.push(node0);
+    const agent = startAgent([...net, '--node_rank', '1', '--once']);
+    const exit = await withTimeout(node0.exited, 60_000, 'tslaunch run (node 0)');
+    const stderr = node0.stderr();
+    expect(exit, stderr).toEqual({ code: 1, signal: null });
+    expect(stderr).toContain('LaunchError: rank 3 failed first (exit code 1): Error: node one broke');
+    expect(stderr).toContain('rank 3:');
+    for (let r = 0; r < 4; r++) expect(node0.stdout()).toContain(`[rank${r}]: rank ${r} of 4 on node ${r < 2 ? 0 : 1}\n`);
+    const agentExit = await withTimeout(agent.exited, 15_000, 'the agent');
+    expect(agentExit.code).toBe(1); // --once: the launch it served failed
+    expect(agent.stderr()).toContain('launch finished: failed');
+  }, 90_000);
+
+  it('the same failure seen through Launch: failures[0] is rank 3 on node 1, the other ranks are stopped', async () => {
+    const port = await freePort();
+    const agent = startAgent(['--num_nodes', '2', '--node_rank', '1', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '2', '--once']);
+    const body = `
+      const { waitForEveryone } = require('tslaunch');
+      await waitForEveryone();
+      if (process.env.RANK === '3') throw new Error('node one broke');
+      await new Promise((r) => setTimeout(r, 60_000));
+    `;
+    const { result, events } = await withTimeout(
+      runLaunch({ numProcesses: 2, marker, body, secret: SECRET, options: { numNodes: 2, usePort: port } }),
+      60_000, 'the failing 2-node launch',
+    );
+    expect(result.outcome).toBe('failed');
+    expect(result.failures[0]).toMatchObject({ rank: 3, nodeRank: 1, exitCode: 1 });
+    expect(result.failures[0].error).toMatchObject({ evalue: 'node one broke' });
+    expect(result.failures).toHaveLength(1);
+    const { describeFailure, buildErrorReport } = loadDist();
+    expect(describeFailure(result.failures[0])).toBe('rank 3 on node 1 exited with code 1');
+    expect(buildErrorReport(result, 4).evalue).toBe('rank 3 failed first (exit code 1): Error: node one broke');
+    const last = new Map<number, string>();
+    for (const e of events) if (e.type === 'state') last.set(e.worker.rank, e.worker.state);
+    expect([...last.entries()].sort()).toEqual([[0, 'stopped'], [1, 'stopped'], [2, 'stopped'], [3, 'failed']]);
+    expect((await withTimeout(agent.exited, 15_000, 'the agent')).code).toBe(1);
+  }, 90_000);
+
+  it('an agent without --once serves one launch after another until it is stopped', async () => {
+    const port = await freePort();
+    const agent = startAgent(['--num_nodes', '2', '--node_rank', '1', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '1']);
+    for (const round of [1, 2]) {
+      const { result, events } = await withTimeout(
+        runLaunch({ numProcesses: 1, marker, secret: SECRET, options: { numNodes: 2, usePort: port }, body: `console.log('round ${round} rank ' + process.env.RANK);` }),
+        60_000, `launch ${round}`,
+      );
+      expect(result.outcome).toBe('succeeded');
+      expect(outputText(events, 0)).toBe(`[rank0]: round ${round} rank 0\n`);
+      expect(outputText(events, 1)).toBe(`[rank1]: round ${round} rank 1\n`);
+    }
+    await agent.waitFor(/launch finished: succeeded[\s\S]*launch finished: succeeded/, 'stderr', 10_000);
+    expect(agent.stderr().match(/joined as node 1 of 2/g)).toHaveLength(2);
+    agent.kill('SIGTERM');
+    expect(await withTimeout(agent.exited, 10_000, 'the stopped agent')).toEqual({ code: 130, signal: null });
+  }, 120_000);
+});
