@@ -269,14 +269,19 @@ export class KernelPool {
   readonly pids: number[] = [];
   readonly tempDirs: string[] = [];
 
-  constructor(private readonly marker: string, private readonly cwd: string) {}
+  constructor(
+    private readonly marker: string,
+    private readonly cwd: string,
+    /** Extra environment for our kernel only (not plain tslab), e.g. from --kernel-env. */
+    private readonly kernelEnv: Record<string, string> = {},
+  ) {}
 
   async start(kind: KernelKind): Promise<RunningKernel> {
     const t0 = nowMs();
     const proc = await startKernelProcess({
       argv: kind.argv,
       cwd: this.cwd,
-      env: { [MARKER_ENV]: this.marker },
+      env: { ...(kind.name === "tslaunch" ? this.kernelEnv : {}), [MARKER_ENV]: this.marker },
     });
     this.pids.push(proc.pid);
     this.tempDirs.push(proc.tempDir);

@@ -8,6 +8,9 @@
 //   --log-ranks N              ranks in the log test (4)       --cell-reps N reps of the `1+1` cell (default 100; quick 30)
 //   --ipp-calls N              %%px calls per N (default 10)   --anchors DIR the anchor folder (default ../shared/anchors)
 //   --out FILE                 the JSON file (default bench/results/<stamp>.json)
+//   --kernel-env KEY=VALUE     extra environment for our kernel (repeatable). Note: the Node client sets
+//                              JPY_PARENT_PID, as jupyter_client does, so the kernel believes a Jupyter
+//                              client started it.
 import { execFileSync } from "child_process";
 import { mkdirSync, rmSync, writeFileSync } from "fs";
 import os from "os";
@@ -45,12 +48,13 @@ interface Options {
   ippCalls: number;
   anchors?: string;
   out?: string;
+  kernelEnv: Record<string, string>;
 }
 
 function usage(message?: string): never {
   if (message) console.error(`bench: ${message}`);
   console.error(
-    "usage: npm run bench -- [--quick] [--only latency|logs|cell] [--reps N] [--ns 1,2,4,8] [--lines L] [--log-ranks N] [--cell-reps N] [--ipp-calls N] [--anchors DIR] [--out FILE]",
+    "usage: npm run bench -- [--quick] [--only latency|logs|cell] [--reps N] [--ns 1,2,4,8] [--lines L] [--log-ranks N] [--cell-reps N] [--ipp-calls N] [--anchors DIR] [--out FILE] [--kernel-env KEY=VALUE]...",
   );
   process.exit(message ? 2 : 0);
 }
@@ -72,6 +76,7 @@ function parseOptions(argv: string[]): Options {
     logRanks: 4,
     cellReps: quick ? 30 : 100,
     ippCalls: quick ? 5 : 10,
+    kernelEnv: {},
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -107,6 +112,13 @@ function parseOptions(argv: string[]): Options {
       case "--anchors":
         o.anchors = path.resolve(String(value()));
         break;
+      case "--kernel-env": {
+        const kv = String(value());
+        const eq = kv.indexOf("=");
+        if (eq < 1) usage(`--kernel-env takes KEY=VALUE, got ${JSON.stringify(kv)}`);
+        o.kernelEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
+        break;
+      }
       case "--out":
         o.out = path.resolve(String(value()));
         break;
@@ -122,11 +134,13 @@ function parseOptions(argv: string[]): Options {
   return o;
 }
 
-function gitDescribe(): { commit?: string; dirty?: boolean } {
+/** The commit, and the product files that differ from it (this tree is often mid-edit). */
+function gitDescribe(): { commit?: string; dirty?: boolean; changedProductFiles?: string[] } {
   try {
     const commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: REPO, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: REPO, encoding: "utf8" }).trim() !== "";
-    return { commit, dirty };
+    const status = execFileSync("git", ["status", "--porcelain", "--", "kernel", "launcher", "bin"], { cwd: REPO, encoding: "utf8" });
+    const changedProductFiles = status.split("\n").filter(Boolean).map((l) => l.slice(3));
+    return { commit, dirty: changedProductFiles.length > 0, changedProductFiles };
   } catch {
     return {};
   }
@@ -152,7 +166,7 @@ async function main(): Promise<void> {
   // Everything we and our children create in TMPDIR lands in the scratch folder and goes with it.
   process.env.TMPDIR = scratch.tmp;
   const marker = randomBytes(8).toString("hex");
-  const pool = new KernelPool(marker, REPO);
+  const pool = new KernelPool(marker, REPO, o.kernelEnv);
   const log = new CommandLog();
 
   let cleaned = false;
@@ -163,17 +177,6 @@ async function main(): Promise<void> {
     await pool.disposeAll();
     rmSync(scratch.dir, { recursive: true, force: true });
   };
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(sig, () => {
-      console.error(`\nbench: ${sig}: stopping kernels and anchor scripts, removing ${scratch.dir}`);
-      void cleanup().finally(() => process.exit(130));
-    });
-  }
-
-  console.log(`# tslaunch benchmarks vs anchors (${stamp}${o.quick ? ", quick" : ""})\n`);
-  console.log(`uptime at start: ${uptimeStart}`);
-  console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
-  console.log(`sections: ${o.only.join(", ")}; scratch ${scratch.dir}\n`);
 
   const result: {
     stamp: string;
@@ -204,6 +207,33 @@ async function main(): Promise<void> {
     errors: [],
   };
   const markdown: string[] = [];
+  const outFile = o.out ?? path.join(REPO, "bench", "results", `${stamp}.json`);
+  const writeJson = () => {
+    mkdirSync(path.dirname(outFile), { recursive: true });
+    writeFileSync(outFile, JSON.stringify(result, null, 1));
+  };
+
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(sig, () => {
+      console.error(`\nbench: ${sig}: stopping kernels and anchor scripts, removing ${scratch.dir}`);
+      void cleanup().finally(() => {
+        // The sections finished so far, and every command started, for the record.
+        result.errors.push(`interrupted by ${sig}`);
+        result.env.uptimeEnd = uptimeCommand();
+        writeJson();
+        console.error(`bench: partial results in ${path.relative(process.cwd(), outFile)}`);
+        process.exit(130);
+      });
+    });
+  }
+
+  const git = result.env.git as ReturnType<typeof gitDescribe>;
+  console.log(`# tslaunch benchmarks vs anchors (${stamp}${o.quick ? ", quick" : ""})\n`);
+  console.log(`uptime at start: ${uptimeStart}`);
+  console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
+  console.log(`git: ${git.commit?.slice(0, 10) ?? "?"}${git.changedProductFiles?.length ? ` + uncommitted changes in ${git.changedProductFiles.join(", ")}` : ""}`);
+  if (Object.keys(o.kernelEnv).length) console.log(`extra environment for our kernel: ${JSON.stringify(o.kernelEnv)}`);
+  console.log(`sections: ${o.only.join(", ")}; scratch ${scratch.dir}\n`);
 
   try {
     const anchors = await prepareAnchors(scratch.dir, o.anchors);
@@ -266,12 +296,14 @@ async function main(): Promise<void> {
   result.wallS = Math.round((nowMs() - t0) / 100) / 10;
   const uptimeEnd = uptimeCommand();
   result.env.uptimeEnd = uptimeEnd;
-  const outFile = o.out ?? path.join(REPO, "bench", "results", `${stamp}.json`);
-  mkdirSync(path.dirname(outFile), { recursive: true });
-  writeFileSync(outFile, JSON.stringify(result, null, 1));
+  writeJson();
 
   console.log(`\n# Results (${stamp})\n`);
   console.log(`uptime at start: \`${uptimeStart}\`; at end: \`${uptimeEnd}\`; wall ${result.wallS} s; ${os.cpus().length} CPUs.`);
+  console.log(
+    `Product: git ${git.commit?.slice(0, 10) ?? "?"}${git.changedProductFiles?.length ? ` + uncommitted changes in ${git.changedProductFiles.join(", ")}` : ""}` +
+      `${Object.keys(o.kernelEnv).length ? `; our kernel's extra environment ${JSON.stringify(o.kernelEnv)}` : ""}.`,
+  );
   console.log("Ratios are ours / anchor: below 1 = we are faster (latency) / slower (throughput).\n");
   console.log(markdown.join("\n\n"));
   const c = result.cleanup!;

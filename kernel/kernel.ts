@@ -6,7 +6,7 @@ import { printQuickInfo } from "tslab/dist/inspect";
 import * as tslabJupyter from "tslab/dist/jupyter";
 import { KernelServer } from "./server";
 import { Session, type CellError } from "./session";
-import { StreamBatcher, type StreamName } from "./stream-batcher";
+import { iopubRateFromEnv, StreamBatcher, type StreamName } from "./stream-batcher";
 import { parseMagic } from "./magics";
 import { probePassedNotice, runLaunchCell, showLaunchEvent, type ActiveLaunch } from "./launch-cell";
 import { DeviceGuard } from "./device-guard";
@@ -54,7 +54,7 @@ export class Kernel {
     this.log = (s) => void stderrWrite(`[tslaunch kernel] ${s}\n`);
     this.server = new KernelServer(conn, this.log);
     this.session = new Session(cwd);
-    this.batcher = new StreamBatcher((name, text) => this.server.publish("stream", { name, text }, this.outputParent));
+    this.batcher = new StreamBatcher((name, text) => this.server.publish("stream", { name, text }, this.outputParent), 50, iopubRateFromEnv());
     // notebookLauncher()/debugLauncher() called in a cell launch through this session and cell.
     setLaunchHost({
       cwd,
@@ -190,12 +190,14 @@ export class Kernel {
       return this.server.reply("shell", msg, "execute_reply", { status: "aborted", execution_count: this.executionCount });
     }
     // Late output of the previous cell belongs to the previous cell.
-    this.batcher.flush();
+    await this.batcher.drained();
     this.outputParent = msg;
     if (!silent && store_history) this.executionCount++;
     const count = this.executionCount;
     this.currentCode = code;
     if (!silent) this.server.publish("execute_input", { code, execution_count: count }, msg);
+    // A cell that blocks the event loop would hold `busy` and `execute_input` back until it ends.
+    await this.server.iopubFlushed();
 
     const output = this.cellOutput();
     let error: CellError | null = null;
@@ -231,7 +233,8 @@ export class Kernel {
     // touched an accelerator.
     const warning = this.guard.afterCell(count, code);
     if (warning) output.stream("stderr", warning + "\n");
-    this.batcher.flush();
+    // Every line reaches the frontend before the reply and `idle` (paced under a Jupyter server).
+    await this.batcher.drained();
     if (error) {
       if (!silent) this.server.publish("error", error, msg);
       if (stop_on_error) this.abortBefore = this.received;

@@ -7,10 +7,12 @@ import { SendQueue } from "./send-queue";
 export type RequestHandler = (msg: JupyterMessage, channel: "shell" | "control") => Promise<void>;
 
 export class KernelServer {
-  private readonly shell = new Router();
-  private readonly control = new Router();
+  private readonly shell = new Router({ sendHighWaterMark: 0 });
+  private readonly control = new Router({ sendHighWaterMark: 0 });
   private readonly stdin = new Router();
-  private readonly iopub = new Publisher();
+  // A PUB socket drops messages past its high-water mark (1000 by default) without a word: during
+  // a flood that is lost output. No limit: the send queue already holds them in order.
+  private readonly iopub = new Publisher({ sendHighWaterMark: 0 });
   private readonly hb = new Reply();
   private readonly queues: Record<"shell" | "control" | "stdin" | "iopub", SendQueue>;
   private closed = false;
@@ -88,6 +90,11 @@ export class KernelServer {
         content,
       }),
     );
+  }
+
+  /** Resolves once every queued iopub message has been handed to ZeroMQ. */
+  iopubFlushed(): Promise<void> {
+    return this.queues.iopub.flushed();
   }
 
   /** Resolves once every queued iopub and reply message has been handed to ZeroMQ. */

@@ -225,6 +225,55 @@ describe('Launch (single node)', () => {
     expect(stoppedIn).toBeLessThan(graceMs + 2500);
   });
 
+  it('prefixes with log_line_prefix_template; ends a last partial line; prefixes raw writes to fd 1/2 too', async () => {
+    const body = `
+      const fs = require('fs');
+      console.log('via console');
+      fs.writeSync(1, 'raw fd 1\\n');
+      fs.writeSync(2, 'raw fd 2\\n');
+      process.stdout.write('no newline at the end');
+    `;
+    const { result, events } = await runLaunch({
+      numProcesses: 2, marker, body, options: { logLinePrefixTemplate: '<${node_rank}/${local_rank}/${rank} ${role_name} $unknown> ' },
+    });
+    expect(result.outcome).toBe('succeeded');
+    for (const r of [0, 1]) {
+      const p = `<0/${r}/${r} default $unknown> `;
+      const out = outputText(events, r, 'stdout');
+      expect(out.split('\n').filter(Boolean).sort()).toEqual([`${p}no newline at the end`, `${p}raw fd 1`, `${p}via console`].sort());
+      expect(out.endsWith('\n')).toBe(true);
+      expect(outputText(events, r, 'stderr')).toBe(`${p}raw fd 2\n`);
+    }
+  });
+
+  it("loses no output when the body calls process.exit() right after writing", async () => {
+    const body = `
+      for (let i = 0; i < 20000; i++) console.log('line ' + i);
+      process.exit(0);
+    `;
+    const { result, events } = await runLaunch({ numProcesses: 2, marker, body });
+    expect(result.outcome).toBe('succeeded');
+    for (const r of [0, 1]) {
+      const lines = outputText(events, r, 'stdout').split('\n').filter(Boolean);
+      expect(lines.length).toBe(20000);
+      expect(lines[19999]).toBe(`[rank${r}]: line 19999`);
+    }
+  });
+
+  it("maps a failing rank's stack to the cell's lines", async () => {
+    const body = {
+      executionCount: 7, async: true, jsLineToCellLine: [4, 5, 6],
+      js: ["const x = 1;", "function boom() { throw new RangeError('mapped ' + x); }", "boom();"].join('\n'),
+    };
+    const { result } = await runLaunch({ numProcesses: 1, marker, body });
+    expect(result.outcome).toBe('failed');
+    const error = result.failures[0].error!;
+    expect(error).toMatchObject({ ename: 'RangeError', evalue: 'mapped 1', phase: 'body' });
+    expect(error.stack).toContain('cell [7], line 5');
+    expect(error.stack).toContain('cell [7], line 6');
+    expect(error.stack).not.toMatch(/worker-main|tslaunch-launch-cell-7\.js/);
+  });
+
   it('removes the launch folder after a success, a failure and an interrupt()', async () => {
     const seen: string[][] = [];
     const watch = (e: LaunchEvent) => {
@@ -288,7 +337,7 @@ describe('Launch (single node)', () => {
     expect(tmp.launchDirs()).toEqual([]);
   });
 
-  it('kills its workers within 2 s when the agent process is SIGKILLed (lifeline), even a rank stuck in a synchronous wait', async () => {
+  it('kills its workers within 2 s when the agent process is SIGKILLed (lifeline), even a rank stuck in a synchronous wait, and the launch folder goes too', async () => {
     const agent = spawnNode([path.join(FIXTURES, 'agent-sleeps.js')], { env: childEnv(tmp, marker, { FIXTURE_NUM_PROCESSES: '3' }) });
     try {
       const m = await agent.waitFor(/PIDS (\[[^\]]*\])/, 'stdout', 30_000);
@@ -302,10 +351,10 @@ describe('Launch (single node)', () => {
       const alive = await waitUntilGone(pids, 2000, 20);
       const tookMs = performance.now() - killedAt;
       expect(alive, `workers alive ${tookMs.toFixed(0)} ms after the agent died`).toEqual([]);
+      // The agent could not remove its launch folder; the first worker to see the lifeline close does.
+      await expect.poll(() => tmp.launchDirs(), { timeout: 2000, interval: 50 }).toEqual([]);
     } finally {
       agent.kill('SIGKILL');
-      // A SIGKILLed agent cannot remove its own launch folder: clear it so afterEach checks the workers.
-      for (const d of tmp.launchDirs()) fs.rmSync(path.join(tmp.dir, d), { recursive: true, force: true });
     }
   });
 });

@@ -5,11 +5,13 @@
  * failures reach it. Nothing may be left on either side (both use this suite's private TMPDIR; every
  * process carries the test's marker).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { deserialize } from 'node:v8';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { LaunchEvent } from '../../launcher/agent';
 import { freePort } from '../helpers/free-port';
-import { type TempSnapshot } from '../helpers/leftovers';
+import { waitUntilGone, type TempSnapshot } from '../helpers/leftovers';
 import {
   CLI,
   FIXTURES,
@@ -32,6 +34,7 @@ let tmp: PrivateTmp;
 let marker: string;
 let since: TempSnapshot;
 let children: Child[] = [];
+let stopAfter: { stop(): Promise<void> }[] = [];
 
 beforeAll(() => {
   tmp = new PrivateTmp('multinode');
@@ -41,8 +44,10 @@ beforeEach(() => {
   marker = randomId();
   since = tmp.snapshot();
   children = [];
+  stopAfter = [];
 });
 afterEach(async () => {
+  for (const l of stopAfter) await l.stop(); // a launch a failed test left waiting
   try {
     // The agents (started with --once) must have exited by themselves; their workers too.
     await expectClean(marker, since, 'the launch (both nodes)', 8000);
@@ -60,11 +65,12 @@ function startAgent(args: string[], secret = SECRET): Child {
   return child;
 }
 
-/** Every rank prints its environment, sleeps rank*250 ms, meets the others at a barrier, prints the times. */
+/** Every rank prints its environment, passes a barrier, sleeps rank*250 ms, meets the others at a second barrier, prints the times. */
 const WORLD_BODY = `
   const { waitForEveryone } = require('tslaunch');
   const e = process.env;
   console.log('env RANK=' + e.RANK + ' LOCAL_RANK=' + e.LOCAL_RANK + ' WORLD_SIZE=' + e.WORLD_SIZE + ' LOCAL_WORLD_SIZE=' + e.LOCAL_WORLD_SIZE + ' GROUP_RANK=' + e.GROUP_RANK + ' GROUP_WORLD_SIZE=' + e.GROUP_WORLD_SIZE);
+  await waitForEveryone(); // start together, so the sleeps order the arrivals
   await new Promise((r) => setTimeout(r, Number(e.RANK) * 250));
   const arrive = Date.now();
   await waitForEveryone();
@@ -90,7 +96,8 @@ function checkWorld(events: LaunchEvent[], perNode: number, numNodes: number): v
     leaves.push(Number(m![2]));
   }
   const lastArrival = Math.max(...arrivals);
-  expect(lastArrival - arrivals[0]).toBeGreaterThanOrEqual(250 * (world - 1) - 100);
+  // The arrivals are spread (rank r slept r*250 ms), so a rank leaving early would show.
+  expect(lastArrival - arrivals[0]).toBeGreaterThanOrEqual(250 * (world - 1) - 250);
   for (const leave of leaves) expect(leave).toBeGreaterThanOrEqual(lastArrival);
   // started events for every global rank, with their node
   const started = events.filter((e): e is Extract<LaunchEvent, { type: 'started' }> => e.type === 'started');
@@ -103,10 +110,7 @@ describe('two agents on loopback form one world', () => {
   it('static rendezvous: 2 x 2 ranks, outputs prefixed with global ranks at node 0, WORLD_SIZE 4, a barrier across nodes', async () => {
     const port = await freePort();
     const agent = startAgent(['--num_nodes', '2', '--node_rank', '1', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '2', '--once']);
-    const { result, events } = await withTimeout(
-      runLaunch({ numProcesses: 2, marker, body: WORLD_BODY, secret: SECRET, options: { numNodes: 2, masterAddr: '127.0.0.1', usePort: port } }),
-      60_000, 'the 2-node launch',
-    );
+    const { result, events } = await runLaunch({ numProcesses: 2, marker, body: WORLD_BODY, secret: SECRET, options: { numNodes: 2, masterAddr: '127.0.0.1', usePort: port }, timeoutMs: 60_000 });
     expect(result).toMatchObject({ outcome: 'succeeded', failures: [], worldSize: 4, droppedMessages: 0 });
     checkWorld(events, 2, 2);
     const notices = events.filter((e) => e.type === 'notice').map((e) => (e as { text: string }).text);
@@ -121,10 +125,7 @@ describe('two agents on loopback form one world', () => {
     const port = await freePort();
     const endpoint = `127.0.0.1:${port}`;
     const agent = startAgent(['--num_nodes', '2', '--rdzv_backend', 'c10d', '--rdzv_endpoint', endpoint, '-n', '2', '--once']);
-    const { result, events } = await withTimeout(
-      runLaunch({ numProcesses: 2, marker, body: WORLD_BODY, secret: SECRET, options: { numNodes: 2, rdzvBackend: 'c10d', rdzvEndpoint: endpoint } }),
-      60_000, 'the c10d launch',
-    );
+    const { result, events } = await runLaunch({ numProcesses: 2, marker, body: WORLD_BODY, secret: SECRET, options: { numNodes: 2, rdzvBackend: 'c10d', rdzvEndpoint: endpoint }, timeoutMs: 60_000 });
     expect(result).toMatchObject({ outcome: 'succeeded', worldSize: 4 });
     checkWorld(events, 2, 2);
     expect(events.find((e) => e.type === 'notice')).toMatchObject({ text: `waiting for 1 more node(s) to join at ${endpoint} (c10d rendezvous, rdzv_id none)` });
@@ -150,6 +151,7 @@ describe('two agents on loopback form one world', () => {
       events,
     );
     const run = launch.run();
+    stopAfter.push(launch);
     await withTimeout(listening, 20_000, 'the store');
     const first = startAgent(flags);
     await first.waitFor(/joining c10d rendezvous/, 'stderr', 20_000);
@@ -179,6 +181,7 @@ describe('two agents on loopback form one world', () => {
       events,
     );
     const run = launch.run();
+    stopAfter.push(launch);
     await withTimeout(listening, 20_000, 'the store');
     const intruder = startAgent(flags, 'not-the-secret');
     const exit = await withTimeout(intruder.exited, 20_000, 'the refused agent');
@@ -188,7 +191,7 @@ describe('two agents on loopback form one world', () => {
     // The launch is still waiting; a node with the secret joins it.
     const agent = startAgent(flags);
     const result = await withTimeout(run, 60_000, 'the launch');
-    expect(result.outcome).toBe('succeeded');
+    expect(result.outcome, `${JSON.stringify(result.failures)}\nagent:\n${agent.stderr()}`).toBe('succeeded');
     expect(result.worldSize).toBe(2);
     expect(result.droppedMessages).toBeGreaterThanOrEqual(1);
     expect(outputText(events, 0)).toBe('[rank0]: hi 0\n');
@@ -223,10 +226,7 @@ describe('two agents on loopback form one world', () => {
       if (process.env.RANK === '3') throw new Error('node one broke');
       await new Promise((r) => setTimeout(r, 60_000));
     `;
-    const { result, events } = await withTimeout(
-      runLaunch({ numProcesses: 2, marker, body, secret: SECRET, options: { numNodes: 2, usePort: port } }),
-      60_000, 'the failing 2-node launch',
-    );
+    const { result, events } = await runLaunch({ numProcesses: 2, marker, body, secret: SECRET, options: { numNodes: 2, usePort: port }, timeoutMs: 60_000 });
     expect(result.outcome).toBe('failed');
     expect(result.failures[0]).toMatchObject({ rank: 3, nodeRank: 1, exitCode: 1 });
     expect(result.failures[0].error).toMatchObject({ evalue: 'node one broke' });
@@ -240,14 +240,72 @@ describe('two agents on loopback form one world', () => {
     expect((await withTimeout(agent.exited, 15_000, 'the agent')).code).toBe(1);
   }, 90_000);
 
+  it('notebookLauncher from a script on node 0 gets the return values of every rank of both nodes, indexed by rank', async () => {
+    const port = await freePort();
+    const outFile = path.join(tmp.scratch('fn-multinode'), 'out.bin');
+    // Both sides see the same scenario (node 1's workers re-run the script too).
+    const env = { TSLAUNCH_SECRET: SECRET, FIXTURE_SCENARIO: 'multinode', FIXTURE_PORT: String(port), CUDA_VISIBLE_DEVICES: '' };
+    const node0 = spawnNode([path.join(FIXTURES, 'fn-api.js')], { env: childEnv(tmp, marker, { ...env, FIXTURE_OUT: outFile }) });
+    children.push(node0);
+    const agent = spawnNode([CLI, 'agent', '--num_nodes', '2', '--node_rank', '1', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '2', '--once'], {
+      env: childEnv(tmp, marker, env),
+    });
+    children.push(agent);
+    const exit = await withTimeout(node0.exited, 60_000, 'the script on node 0');
+    expect(exit.code, node0.stderr()).toBe(0);
+    expect(fs.existsSync(outFile), `no result\n${node0.stdout()}\n${node0.stderr()}`).toBe(true);
+    const out = deserialize(fs.readFileSync(outFile)) as { ok: boolean; value: unknown[]; message?: string };
+    expect(out.ok, out.message).toBe(true);
+    expect(out.value).toHaveLength(4);
+    out.value.forEach((v, rank) => {
+      expect(v).toMatchObject({ rank, node: rank < 2 ? 0 : 1, world: 4, tag: 't' });
+      const big = (v as { big: Map<number, Uint8Array> }).big;
+      expect(big).toBeInstanceOf(Map);
+      expect(Array.from(big.get(rank)!)).toEqual([rank]);
+    });
+    for (let r = 0; r < 4; r++) expect(node0.stdout()).toContain(`[rank${r}]: rank ${r} on node ${r < 2 ? 0 : 1}\n`);
+    expect((await withTimeout(agent.exited, 15_000, 'the agent')).code).toBe(0);
+  }, 90_000);
+
+  it('a joined node that dies (SIGKILL) fails the launch after rdzv_conf timeout; its workers die with it (lifeline)', async () => {
+    const port = await freePort();
+    const agent = startAgent(['--num_nodes', '2', '--node_rank', '1', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '1', '--once']);
+    const remotePids: number[] = [];
+    let killedAt = 0;
+    const { result, events } = await runLaunch({
+      numProcesses: 1, marker, secret: SECRET, options: { numNodes: 2, usePort: port, rdzvConf: 'timeout=2' }, timeoutMs: 60_000,
+      body: `console.log('up'); await new Promise((r) => setTimeout(r, 60_000));`,
+      onEvent: (e) => {
+        if (e.type === 'started' && e.nodeRank === 1) remotePids.push(e.pid);
+        if (e.type === 'state' && e.worker.rank === 1 && e.worker.state === 'running' && !killedAt) {
+          agent.kill('SIGKILL');
+          killedAt = performance.now();
+        }
+      },
+    });
+    const detectedIn = performance.now() - killedAt;
+    expect(killedAt).toBeGreaterThan(0);
+    expect(result.outcome).toBe('failed');
+    expect(result.failures[0]).toMatchObject({ rank: 1, nodeRank: 1, error: { ename: 'NodeLost', evalue: 'node 1 stopped answering' } });
+    expect(events.some((e) => e.type === 'notice' && /^node 1 \(.+\) stopped answering; treating its ranks as failed\.$/.test(e.text))).toBe(true);
+    expect(detectedIn).toBeLessThan(2000 + 5000);
+    expect(remotePids).toHaveLength(1);
+    expect(await waitUntilGone(remotePids, 2000)).toEqual([]);
+    // Node 0's launch folder is gone, and so is the dead agent's (its worker removes it).
+    await agent.exited;
+    await expect.poll(() => tmp.launchDirs(), { timeout: 2000, interval: 50 }).toEqual([]);
+  }, 90_000);
+
   it('an agent without --once serves one launch after another until it is stopped', async () => {
     const port = await freePort();
     const agent = startAgent(['--num_nodes', '2', '--node_rank', '1', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '1']);
+    // The agent must not end between launches: its exit ends the wait with what it logged.
+    const agentGone = agent.exited.then((x) => `the agent exited (code ${x.code}) while a launch waited for it:\n${agent.stderr()}`);
     for (const round of [1, 2]) {
-      const { result, events } = await withTimeout(
-        runLaunch({ numProcesses: 1, marker, secret: SECRET, options: { numNodes: 2, usePort: port }, body: `console.log('round ${round} rank ' + process.env.RANK);` }),
-        60_000, `launch ${round}`,
-      );
+      const { result, events } = await runLaunch({
+        numProcesses: 1, marker, secret: SECRET, options: { numNodes: 2, usePort: port }, until: agentGone, timeoutMs: 30_000,
+        body: `console.log('round ${round} rank ' + process.env.RANK);`,
+      });
       expect(result.outcome).toBe('succeeded');
       expect(outputText(events, 0)).toBe(`[rank0]: round ${round} rank 0\n`);
       expect(outputText(events, 1)).toBe(`[rank1]: round ${round} rank 1\n`);
