@@ -138,8 +138,16 @@ export class Launch {
       this.channel = await LogChannel.open(`ipc://${this.dir.path}/agent.sock`, randomBytes(32), (m) => this.group?.onChannelMessage(m));
       const payloadPath = path.join(this.dir.path, "payload.json");
       writePayload(payloadPath, this.spec.payload);
-      if (options.numNodes > 1) await this.gatherNodes();
-      else await this.pickMasterPort();
+      if (options.numNodes > 1) {
+        try {
+          await this.gatherNodes();
+        } catch (err) {
+          // Interrupted while waiting for the other nodes: an interrupted launch, not a setup error.
+          if (!this.stopRequested) throw err;
+          result = { outcome: "interrupted", failures: [], returnValues: [], restarts: 0, worldSize: this.worldSize, droppedMessages: this.channel.dropped };
+          return result;
+        }
+      } else await this.pickMasterPort();
       for (;;) {
         const outcome = await this.runAttempt(payloadPath);
         const failures = this.failuresInOrder();
@@ -187,7 +195,7 @@ export class Launch {
     const { host, port, flag } = storeAddress(o);
     await this.store.bind(host, port, flag);
     this.onEvent({ type: "notice", text: `waiting for ${o.numNodes - 1} more node(s) to join at ${host}:${port} (${o.rdzvBackend} rendezvous, rdzv_id ${o.rdzvId})` });
-    this.worldSize = await this.store.gather(this.spec.payload, rdzvSeconds(o, "join_timeout", 600) * 1000, () => this.stopRequested !== null);
+    this.worldSize = await this.store.gather(this.spec.payload, this.spec.env ?? {}, rdzvSeconds(o, "join_timeout", 600) * 1000, () => this.stopRequested !== null);
     const nodes = [...this.store.nodes.values()].map((n) => `node ${n.nodeRank} (${n.host}, ${n.numProcesses} process${n.numProcesses > 1 ? "es" : ""})`);
     this.onEvent({ type: "notice", text: `${o.numNodes} nodes joined, world size ${this.worldSize}: node 0 (${os.hostname()}, ${this.spec.numProcesses}), ${nodes.join(", ")}` });
   }

@@ -78,15 +78,19 @@ export class NodeAgent {
     let welcome: Extract<StoreMessage, { type: "welcome" }> | undefined;
     let payloadPath = "";
     let outcome = "closed";
+    let lastRefusal = "";
     try {
       for await (const frames of socket) {
         const decoded = decodeMessage<StoreMessage>(secret, frames);
         if (!decoded) {
           const refused = tryRefusal(frames);
-          if (refused) {
-            log(`refused by the store: ${refused}`);
+          if (refused?.fatal) {
+            log(`refused by the store: ${refused.reason}`);
             return "refused";
           }
+          // E.g. the previous launch's store, still closing: keep joining until the next one is up.
+          if (refused && refused.reason !== lastRefusal) log(`not admitted yet (${refused.reason}); retrying`);
+          lastRefusal = refused?.reason ?? lastRefusal;
           continue;
         }
         const m = decoded.message;
@@ -139,7 +143,7 @@ export class NodeAgent {
     const group = new WorkerGroup(
       {
         options: welcome.options, numProcesses: this.spec.numProcesses, nodeRank: welcome.nodeRank, rankOffset: welcome.rankOffset,
-        worldSize: welcome.worldSize, restartCount, payloadPath, cwd: process.cwd(), mapStack: createStackMapper(welcome.payload),
+        worldSize: welcome.worldSize, restartCount, payloadPath, cwd: process.cwd(), mapStack: createStackMapper(welcome.payload), env: welcome.env,
         clock: () => performance.now() - started,
       },
       current.channel,
@@ -166,11 +170,11 @@ export class NodeAgent {
   }
 }
 
-function tryRefusal(frames: Buffer[]): string | null {
+function tryRefusal(frames: Buffer[]): { reason: string; fatal: boolean } | null {
   if (frames.length !== 1) return null;
   try {
     const m = JSON.parse(frames[0].toString("utf8")) as StoreMessage;
-    return m.type === "refused" ? m.reason : null;
+    return m.type === "refused" ? { reason: m.reason, fatal: m.fatal } : null;
   } catch {
     return null;
   }

@@ -108,8 +108,9 @@ export async function notebookLauncher<A extends unknown[], R>(
 ): Promise<Awaited<R>[]> {
   const inWorker = workerSideCall(fn, args);
   if (inWorker) return inWorker as Promise<Awaited<R>[]>;
+  const host = getLaunchHost() ?? scriptHost();
   const parsed = optionsFromObject(options);
-  return (await launchFunction(fn, args, parsed, {}, getLaunchHost() ?? scriptHost())) as Awaited<R>[];
+  return (await launchFunction(fn, args, parsed, {}, host)) as Awaited<R>[];
 }
 
 /**
@@ -123,9 +124,10 @@ export async function debugLauncher<A extends unknown[], R>(
 ): Promise<Awaited<R>[]> {
   const inWorker = workerSideCall(fn, args);
   if (inWorker) return inWorker as Promise<Awaited<R>[]>;
+  const host = getLaunchHost() ?? scriptHost();
   const options = optionsFromObject({ numProcesses, mixedPrecision: "no" });
   const cpuOnly = { ACCELERATE_USE_CPU: "yes", CUDA_VISIBLE_DEVICES: "", TSLAUNCH_DEVICE: "cpu" };
-  return (await launchFunction(fn, args, options, cpuOnly, getLaunchHost() ?? scriptHost())) as Awaited<R>[];
+  return (await launchFunction(fn, args, options, cpuOnly, host)) as Awaited<R>[];
 }
 
 export { OptionError };

@@ -23,12 +23,17 @@ export type NodeMessage =
 
 /** Store -> node. */
 export type StoreMessage =
-  | { type: "welcome"; nodeRank: number; numNodes: number; rankOffset: number; worldSize: number; options: LaunchOptions; payload: LaunchPayload }
+  | {
+      type: "welcome"; nodeRank: number; numNodes: number; rankOffset: number; worldSize: number; options: LaunchOptions; payload: LaunchPayload;
+      /** The launch's extra worker environment (function API call index, debugLauncher's CPU-only settings). */
+      env: Record<string, string>;
+    }
   | { type: "start"; attempt: number; restartCount: number }
   | { type: "release"; seq: number }
   | { type: "stop"; attempt: number }
   | { type: "finish"; outcome: string }
-  | { type: "refused"; reason: string };
+  /** `fatal`: the agent's own settings are wrong (secret, rdzv_id); else it may try again later. */
+  | { type: "refused"; reason: string; fatal: boolean };
 
 export class RendezvousError extends Error {
   override name = "RendezvousError";
@@ -109,7 +114,7 @@ export class RendezvousStore {
         if (!decoded) {
           this.refused++;
           // Unsigned on purpose: the peer does not have the secret to check a signed one.
-          this.push([identity, Buffer.from(JSON.stringify({ type: "refused", reason: "the message was not signed with this launch's shared secret" }))]);
+          this.push([identity, Buffer.from(JSON.stringify({ type: "refused", reason: "the message was not signed with this launch's shared secret", fatal: true }))]);
           continue;
         }
         const m = decoded.message;
@@ -129,9 +134,9 @@ export class RendezvousStore {
   }
 
   private onJoin(identity: Buffer, id: string, m: Extract<NodeMessage, { type: "join" }>): void {
-    const refuse = (reason: string) => this.sendRaw(identity, { type: "refused", reason });
+    const refuse = (reason: string, fatal = false) => this.sendRaw(identity, { type: "refused", reason, fatal });
     if (this.nodes.has(id)) return; // a repeated join while the welcome was on its way
-    if (m.rdzvId !== this.o.rdzvId) return refuse(`rdzv_id ${JSON.stringify(m.rdzvId)} does not match this launch's ${JSON.stringify(this.o.rdzvId)}`);
+    if (m.rdzvId !== this.o.rdzvId) return refuse(`rdzv_id ${JSON.stringify(m.rdzvId)} does not match this launch's ${JSON.stringify(this.o.rdzvId)}`, true);
     if (this.nodes.size >= this.o.numNodes - 1) return refuse(`the launch already has its ${this.o.numNodes} nodes`);
     const taken = new Set([0, ...[...this.nodes.values()].map((n) => n.nodeRank)]);
     let nodeRank: number;
@@ -149,7 +154,7 @@ export class RendezvousStore {
   }
 
   /** Waits until every node joined (join_timeout), then assigns rank offsets and welcomes them. */
-  async gather(payload: LaunchPayload, joinTimeoutMs: number, interrupted: () => boolean): Promise<number> {
+  async gather(payload: LaunchPayload, env: Record<string, string>, joinTimeoutMs: number, interrupted: () => boolean): Promise<number> {
     const deadline = performance.now() + joinTimeoutMs;
     while (this.nodes.size < this.o.numNodes - 1) {
       if (interrupted()) throw new RendezvousError("interrupted while waiting for the other nodes to join");
@@ -171,7 +176,7 @@ export class RendezvousStore {
       offset += n.numProcesses;
     }
     for (const n of ordered) {
-      this.send(n.id, { type: "welcome", nodeRank: n.nodeRank, numNodes: this.o.numNodes, rankOffset: n.rankOffset, worldSize: offset, options: this.o, payload });
+      this.send(n.id, { type: "welcome", nodeRank: n.nodeRank, numNodes: this.o.numNodes, rankOffset: n.rankOffset, worldSize: offset, options: this.o, payload, env });
     }
     return offset;
   }

@@ -38,10 +38,14 @@ export function workerSideCall(fn: Function, _args: unknown[]): Promise<unknown[
   return new Promise(() => {});
 }
 
+/**
+ * The host for a script's launch. Created at the top of every notebookLauncher call, before the
+ * options are checked, so the parent numbers its calls exactly as the workers do.
+ */
 export function scriptHost(): LaunchHost {
   const main = require.main?.filename ?? process.argv[1];
-  if (!main) throw new Error("notebookLauncher outside a kernel needs a main script to re-run in the workers (node script.js)");
   const call = callsMade++;
+  if (!main) throw new Error("notebookLauncher outside a kernel needs a main script to re-run in the workers (node script.js)");
   return {
     cwd: process.cwd(),
     replay: () => [
@@ -54,6 +58,7 @@ export function scriptHost(): LaunchHost {
     execArgv: process.execArgv,
     onEvent: (event: LaunchEvent) => {
       if (event.type === "output") process[event.name].write(event.text);
+      else if (event.type === "notice") process.stderr.write(`[tslaunch] ${event.text}\n`);
       else if (event.type === "restarting") process.stderr.write(`[tslaunch] ${event.reason}; restart ${event.restartCount}/${event.maxRestarts}\n`);
     },
     setActive: () => {},
