@@ -1,7 +1,7 @@
 // `npm run bench [-- options]`: our figures beside the anchor benchmarks (../shared/anchors), measured
 // in the same run, as ratios. Prints markdown tables and writes bench/results/<stamp>.json.
 //
-//   --only latency|logs|cell   one section (repeatable, or comma-separated); default: all three
+//   --only latency|logs|cell|guard  one section (repeatable, or comma-separated); default: all four
 //   --reps N                   warm launches per N (latency) and interleaved rounds (logs); default 7 / 5 (quick 5 / 3)
 //   --quick                    a short run: N = 1, 4; 10 000 lines; fewer reps
 //   --ns 1,2,4,8               launch sizes (latency)          --lines L     lines per rank (logs; default 50 000)
@@ -33,9 +33,10 @@ import {
 } from "./lib";
 import { latencyTables, runLatency, type LatencyRow } from "./latency";
 import { logsTables, runLogs, type LogsResult } from "./logs";
+import { guardTables, runGuard } from "./guard";
 
-type Section = "latency" | "logs" | "cell";
-const SECTIONS: Section[] = ["latency", "logs", "cell"];
+type Section = "latency" | "logs" | "cell" | "guard";
+const SECTIONS: Section[] = ["latency", "logs", "cell", "guard"];
 
 interface Options {
   only: Section[];
@@ -269,6 +270,13 @@ async function main(): Promise<void> {
       console.log(`\n## 3. Ordinary cell round trip (${o.cellReps} reps; load ${loadavg().join(" ")})`);
       result.cell = await runCell({ reps: o.cellReps, warmup: 5 }, pool, log);
       markdown.push(`## 3. Ordinary cell round trip\n\n${cellTables(result.cell)}`);
+    });
+    await section("guard", async () => {
+      console.log(`\n## 4. Device guard cost per cell (load ${loadavg().join(" ")})`);
+      const guard = runGuard(o.quick ? 200 : 1000);
+      (result as Record<string, unknown>).guard = guard;
+      console.log(guardTables(guard));
+      markdown.push(`## 4. Device guard cost per cell\n\n${guardTables(guard)}`);
     });
   } catch (err) {
     const message = err instanceof Error ? err.stack ?? err.message : String(err);

@@ -211,9 +211,28 @@ export function optionsFromObject(input: Record<string, unknown> = {}): LaunchOp
         `unknown option ${JSON.stringify(name)}. Accepted: ${OPTION_SPECS.map((s) => camel(s.flag)).join(", ")}.`,
       );
     }
-    out[spec.key] = spec.key === "numProcesses" && value === null ? null : spec.coerce(value, spec);
+    try {
+      out[spec.key] = spec.key === "numProcesses" && value === null ? null : spec.coerce(value, spec);
+    } catch (err) {
+      throw err instanceof OptionError ? new OptionError(inApiTerms(err.message, spec)) : err;
+    }
   }
-  return checkTogether(out as unknown as LaunchOptions);
+  try {
+    return checkTogether(out as unknown as LaunchOptions);
+  } catch (err) {
+    if (!(err instanceof OptionError)) throw err;
+    throw new OptionError(err.message.replace("--node_rank", "nodeRank").replace("--num_nodes", "numNodes").replace(/ Example: .*$/, " Example: { numNodes: 2, nodeRank: 1 }"));
+  }
+}
+
+/** The flag-worded message of a spec, said in the function API's words. */
+function inApiTerms(message: string, spec: OptionSpec): string {
+  const name = camel(spec.flag);
+  const raw = spec.example.replace(/^--\S+\s*/, "").replace(/^'(.*)'$/, "$1");
+  const value = /^-?\d+(\.\d+)?$/.test(raw) ? raw : spec.key === "rdzvConf" ? "{ join_timeout: 60 }" : JSON.stringify(raw);
+  return message
+    .replace(`--${spec.flag} must`, `${name} must`)
+    .replace(/ Example: %%launch .*$/, ` Example: notebookLauncher(fn, args, { ${name}: ${value} })`);
 }
 
 export interface ParsedMagic {

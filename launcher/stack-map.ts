@@ -32,6 +32,7 @@ export function createStackMapper(payload: Pick<LaunchPayload, "replay" | "body"
         }),
       ];
     });
-    return lines.filter((l) => !l.includes(WRAPPER_FRAME)).join("\n");
+    // Earlier cells' functions are called through the session's exports Proxy: "at Proxy.helper".
+    return lines.filter((l) => !l.includes(WRAPPER_FRAME)).map((l) => l.replace(/^(\s+at )Proxy\./, "$1")).join("\n");
   };
 }

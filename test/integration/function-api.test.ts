@@ -120,14 +120,14 @@ describe('notebookLauncher from a plain Node script', () => {
     const { outcomes, spawns } = out.value;
     expect(spawns).toBe(0);
     const expected: RegExp[] = [
-      /--num_processes must be a positive integer, got "two"/,
-      /--mixed_precision must be one of no, fp16, bf16, fp8, got "fp64"/,
-      /--node_rank must be less than --num_nodes .*node_rank 2 with num_nodes 2/,
-      /--use_port must be a port number from 1 to 65535, got "abc"/,
-      /--monitor_interval must be a number of seconds greater than 0, got 0/,
-      /--max_restarts must be a non-negative integer, got -1/,
-      /--rdzv_conf must be key=value pairs separated by commas/,
-      /--rdzv_backend must be one of static, c10d, got "etcd"/,
+      /^numProcesses must be a positive integer, got "two"\. Example: notebookLauncher\(fn, args, \{ numProcesses: 4 \}\)$/,
+      /^mixedPrecision must be one of no, fp16, bf16, fp8, got "fp64"/,
+      /^nodeRank must be less than numNodes .*node_rank 2 with num_nodes 2/,
+      /^usePort must be a port number from 1 to 65535, got "abc"/,
+      /^monitorInterval must be a number of seconds greater than 0, got 0/,
+      /^maxRestarts must be a non-negative integer, got -1/,
+      /^rdzvConf must be key=value pairs separated by commas/,
+      /^rdzvBackend must be one of static, c10d, got "etcd"/,
       /unknown option "bogusOption"\. Accepted: numProcesses, mixedPrecision/,
     ];
     expect(outcomes).toHaveLength(expected.length);
