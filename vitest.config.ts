@@ -9,5 +9,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 90_000,
     reporters: ["default"],
+    // @jupyterlab/services logs every websocket it opens and every kernel it sees die: noise in CI logs.
+    onConsoleLog: (log) => !/^(Starting WebSocket|Kernel: dead)/.test(log),
   },
 });

@@ -3,7 +3,8 @@
 // and execute a notebook without a Jupyter install.
 import { Command } from "commander";
 import path from "path";
-import { installKernelSpec, uninstallKernelSpec } from "../kernel/kernelspec";
+import { installKernelSpec, jupyterDataDir, uninstallKernelSpec } from "../kernel/kernelspec";
+import { installLabExtension, uninstallLabExtension } from "../kernel/labextension-install";
 
 const program = new Command();
 program.name("tslaunch").description("TypeScript notebooks that launch distributed work (a tslab-based Jupyter kernel with %%launch)");
@@ -14,14 +15,22 @@ const targetOptions = (cmd: Command) =>
     .option("--sys-prefix", "install into the active virtualenv/conda env")
     .option("--prefix <dir>", "install into <dir>/share/jupyter");
 
-targetOptions(program.command("install").description("register the tslaunch kernel with Jupyter")).action((opts) => {
+targetOptions(program.command("install").description("register the tslaunch kernel (and its JupyterLab extension) with Jupyter")).action((opts) => {
   const dir = installKernelSpec(opts, path.resolve(__filename));
   console.log(`Installed the tslaunch kernelspec in ${dir}`);
+  try {
+    console.log(`Installed the JupyterLab extension (the live launch view) in ${installLabExtension(jupyterDataDir(opts))}`);
+  } catch (err) {
+    // The kernel works without it: JupyterLab then shows each launch's text summary.
+    console.warn(`Note: ${(err as Error).message}`);
+  }
 });
 
-targetOptions(program.command("uninstall").description("remove the tslaunch kernelspec")).action((opts) => {
+targetOptions(program.command("uninstall").description("remove the tslaunch kernelspec and JupyterLab extension")).action((opts) => {
   const dir = uninstallKernelSpec(opts);
   console.log(dir ? `Removed ${dir}` : "No tslaunch kernelspec was installed there.");
+  const ext = uninstallLabExtension(jupyterDataDir(opts));
+  if (ext) console.log(`Removed ${ext}`);
 });
 
 program
