@@ -216,6 +216,13 @@ describe('the device guard: a package that takes a device when loaded', () => {
     expect(e.evalue).toContain('imported fake-gpu-lib, which takes a device when loaded (configured accelerator) in the kernel');
     expect(seen).toEqual([]);
     expect(launchViews(launch)).toEqual([]);
+
+    // With ACCELERATE_DEBUG_MODE on, the guard still refuses first: not even the probe's workers start.
+    expectOk(await runCell(k.kernel(), 'process.env.ACCELERATE_DEBUG_MODE = "1";'));
+    const probed = await runSampled(k.kernel(), k.pid(), '%%launch -n 2\nconsole.log("must not run");');
+    expect(onlyError(probed.r).ename).toBe('DeviceGuardError');
+    expect(probed.seen, 'workers seen with debug mode on').toEqual([]);
+    expect(probed.r.stderr).not.toMatch(PROBE_PASSED);
   });
 });
 

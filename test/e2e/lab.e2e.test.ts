@@ -4,7 +4,8 @@
  * `%%launch` cell, a failing rank, the Stop button, filtering the log by rank, and the text/plain
  * fallback when the extension is not installed. Screenshots go to docs/.
  *
- * Needs the kernel, the extension and the app built (see test/helpers/lab.ts).
+ * Needs the kernel, the extension and the app built (see test/helpers/lab.ts); fails saying what is
+ * missing otherwise.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,6 +18,7 @@ import { uninstallLabExtension } from '../../kernel/labextension-install';
 import { REPO_ROOT } from './setup';
 
 const DOCS = path.join(REPO_ROOT, 'docs');
+const SHOTS = path.join(REPO_ROOT, 'build', 'lab-screenshots');
 const HELLO = path.join(REPO_ROOT, 'notebooks', '01-hello-launch.ipynb');
 
 const SHORT_SOURCE = '%%launch -n 2\nconsole.log("hello from", process.env.RANK);';
@@ -41,11 +43,21 @@ const LAUNCHES = { ...hello, cells: [...hello.cells, ...extra] };
 
 const VIEW = '.tslaunch-view';
 
-/** A PNG of `target` into docs/, the mouse moved away first (no hover highlight). */
+/**
+ * A PNG of `target` (the mouse moved away first: no hover highlight) into build/lab-screenshots/;
+ * also into docs/ when docs/ lacks it or TSLAUNCH_UPDATE_SCREENSHOTS=1 (pids and times differ on
+ * every run: the committed ones change only when asked to).
+ */
 async function screenshot(nb: NotebookPage, target: Locator, name: string): Promise<void> {
-  fs.mkdirSync(DOCS, { recursive: true });
+  fs.mkdirSync(SHOTS, { recursive: true });
   await nb.page.mouse.move(0, 0);
-  await target.screenshot({ path: path.join(DOCS, name) });
+  const file = path.join(SHOTS, name);
+  await target.screenshot({ path: file });
+  const doc = path.join(DOCS, name);
+  if (process.env.TSLAUNCH_UPDATE_SCREENSHOTS === '1' || !fs.existsSync(doc)) {
+    fs.mkdirSync(DOCS, { recursive: true });
+    fs.copyFileSync(file, doc);
+  }
 }
 
 /** On failure: a screenshot of the page into build/lab-failures/ and the page's last errors on stderr. */

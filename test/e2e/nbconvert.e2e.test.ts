@@ -2,9 +2,10 @@
  * Notebooks executed headless by Debian's nbconvert on the installed tslaunch kernelspec, as CI
  * would run them.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeNotebook, multiline, nbconvertExecute, normalizeOutputs } from '../helpers/jupyter-server';
+import { makeNotebook, multiline, nbconvertExecute, normalizeOutputs, type NotebookJson } from '../helpers/jupyter-server';
 import { KERNEL_NAME, REPO_ROOT, linesByRank, setupKernelEnv, type KernelEnv } from './setup';
 
 let env: KernelEnv;
@@ -105,4 +106,133 @@ describe('nbconvert --execute on the tslaunch kernel', () => {
     expect((errors[0].traceback as string[]).join('\n')).toContain(`at cell [2], line 3`);
     expect(streamText(cells[2].outputs!, 'stdout')).toBe('after the launch\n');
   }, 150_000);
+});
+
+const NOTEBOOKS_DIR = path.join(REPO_ROOT, 'notebooks');
+const NOTEBOOKS = fs.readdirSync(NOTEBOOKS_DIR).filter((f) => f.endsWith('.ipynb')).sort();
+const LAUNCH_VIEW_MIME = 'application/vnd.tslaunch.launch.v1+json';
+
+/** What the example notebooks create in os.tmpdir() (the kernels' private TMPDIR here) and must remove again. */
+const DEMO_LEFTOVERS = ['fake-accel-demo', 'elastic-demo-attempts.txt'];
+
+type Cell = NotebookJson['cells'][number];
+
+/** The one code cell whose source starts with `start`. */
+function cellStarting(cells: Cell[], start: string): Cell {
+  const found = cells.filter((c) => multiline(c.source).startsWith(start));
+  expect(found, `cells starting ${JSON.stringify(start)}`).toHaveLength(1);
+  return found[0];
+}
+
+/** The launch views (live display, final state after update_display_data) saved in a cell. */
+function launchViews(cell: Cell): Array<{ model: { state: string; restarts: number; ranks: Array<{ state: string; exitCode: number | null }> }; text: string }> {
+  return normalizeOutputs(cell.outputs)
+    .filter((o) => o.output_type === 'display_data' && LAUNCH_VIEW_MIME in (o.data as object))
+    .map((o) => {
+      const data = o.data as Record<string, unknown>;
+      return { model: data[LAUNCH_VIEW_MIME] as never, text: String(data['text/plain']) };
+    });
+}
+
+/** Per notebook: what its saved outputs must show beyond "no error". */
+const NOTEBOOK_CHECKS: Record<string, (cells: Cell[]) => void> = {
+  '01-hello-launch.ipynb': (cells) => {
+    const launch = cellStarting(cells, '%%launch -n 4');
+    const views = launchViews(launch);
+    // One view, updated in place: nbconvert applied the final update_display_data to the saved output.
+    expect(views).toHaveLength(1);
+    const lines = views[0].text.split('\n');
+    const header = lines.filter((l) => l.startsWith('tslaunch: 4 ranks on 1 node'));
+    expect(header, views[0].text).toHaveLength(1);
+    expect(header[0]).toMatch(/^tslaunch: 4 ranks on 1 node \(static\), succeeded, \d+\.\d s, restarts 0\/0$/);
+    const rows = lines.filter((l) => /^\s+rank \d/.test(l));
+    expect(rows).toHaveLength(4);
+    for (const row of rows) expect(row).toMatch(/^\s+rank \d\s+node 0\s+pid \d+\s+succeeded\s+\d+\.\d s\s+exit 0$/);
+    expect(views[0].model.state).toBe('succeeded');
+    expect(views[0].model.ranks.map((r) => r.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+
+    const custom = cellStarting(cells, '%%launch --num_processes 2');
+    const customViews = launchViews(custom);
+    expect(customViews).toHaveLength(1);
+    expect(customViews[0].text).toMatch(/^tslaunch: 2 ranks on 1 node \(static\), succeeded,/);
+  },
+  '02-function-api.ipynb': (cells) => {
+    const call = cellStarting(cells, 'const data = Array.from');
+    const out = streamText(call.outputs!, 'stdout');
+    expect(out).toContain('total: 9900\n'); // 2 * (0 + 1 + ... + 99)
+    const { byRank } = linesByRank(out);
+    expect([...byRank.keys()].sort()).toEqual([0, 1, 2, 3]);
+    for (const [rank, lines] of byRank) expect(lines, `rank ${rank}`).toContain(`rank ${rank}/4 (bf16) summed 25 values`);
+    expect(launchViews(call).map((v) => v.model.state)).toEqual(['succeeded']);
+
+    const debug = cellStarting(cells, 'await debugLauncher');
+    const result = normalizeOutputs(debug.outputs).find((o) => o.output_type === 'execute_result');
+    expect(String((result?.data as Record<string, unknown> | undefined)?.['text/plain'])).toMatch(/rank: 0, device: 'cpu', cpuOnly: 'yes'[\s\S]*rank: 1, device: 'cpu', cpuOnly: 'yes'/);
+
+    const bad = cells[cells.length - 1];
+    expect(streamText(bad.outputs!, 'stdout')).toMatch(/^mixedPrecision must be one of no, fp16, bf16, fp8, got "fp64"/);
+    expect(launchViews(bad)).toEqual([]);
+  },
+  '03-elastic-restarts.ipynb': (cells) => {
+    const launch = cellStarting(cells, '%%launch -n 3 --max_restarts 3');
+    const err = streamText(launch.outputs!, 'stderr');
+    expect(err).toContain('restart 1/3');
+    expect(err).toContain('restart 2/3');
+    expect(err).not.toContain('restart 3/3');
+    const views = launchViews(launch);
+    expect(views).toHaveLength(1);
+    expect(views[0].model).toMatchObject({ state: 'succeeded', restarts: 2 });
+    expect(views[0].text).toMatch(/^tslaunch: 3 ranks on 1 node \(static\), succeeded, .*restarts 2\/3/);
+
+    const tooFew = cellStarting(cells, 'fs.writeFileSync(attemptsFile, "0");');
+    expect(streamText(tooFew.outputs!, 'stdout')).toContain('simulated failure in attempt 2');
+    expect(launchViews(tooFew).map((v) => v.model.state)).toEqual(['failed']);
+  },
+  '04-device-guard.ipynb': (cells) => {
+    const probed = cellStarting(cells, '%%launch -n 2');
+    expect(streamText(probed.outputs!, 'stderr')).toMatch(/^\[tslaunch\] ACCELERATE_DEBUG_MODE: the environment check passed in \d+ ms \(2 ranks/);
+    expect(streamText(probed.outputs!, 'stdout').split('\n').filter(Boolean).sort()).toEqual(['[rank0]: square of my rank: 0', '[rank1]: square of my rank: 1']);
+
+    const tries = cells.filter((c) => multiline(c.source).startsWith('try {'));
+    expect(tries).toHaveLength(2);
+    expect(streamText(tries[0].outputs!, 'stdout')).toMatch(
+      /^An issue was found when verifying a stable environment for the notebook launcher: rank \d: replaying cell \[\d+\] failed in the worker: Error: this cell only works in the kernel/,
+    );
+    const touch = cells.find((c) => multiline(c.source).includes('fs.openSync(fakeDevice'))!;
+    expect(streamText(touch.outputs!, 'stderr')).toContain('tslaunch: this cell touched an accelerator in the kernel: opened ');
+    expect(streamText(tries[1].outputs!, 'stdout')).toMatch(
+      new RegExp(`^cell \\[${touch.execution_count}\\] \\("const handle = fs.openSync\\(fakeDevice, \\\\"r\\\\"\\);"\\) opened \\S+/fake-accel-demo/accel0 \\(configured accelerator\\) in the kernel; .*nothing was started`),
+    );
+    expect(launchViews(tries[1])).toEqual([]);
+  },
+};
+
+describe('every notebook in notebooks/ executes through nbconvert', () => {
+  it('finds the example notebooks, and each has its checks here', () => {
+    expect(NOTEBOOKS).toEqual(expect.arrayContaining(['01-hello-launch.ipynb', '02-function-api.ipynb', '03-elastic-restarts.ipynb', '04-device-guard.ipynb']));
+    for (const name of NOTEBOOKS) expect(NOTEBOOK_CHECKS[name], `no checks for ${name}`).toBeDefined();
+  });
+
+  it.each(NOTEBOOKS)('%s runs without an error and shows what it demonstrates; nothing it made is left in TMPDIR', async (name) => {
+    const t0 = Date.now();
+    const r = await nbconvertExecute({
+      notebook: path.join(NOTEBOOKS_DIR, name),
+      kernelName: KERNEL_NAME,
+      jupyterPath: [env.spec.jupyterDir],
+      timeoutS: 120,
+      env: env.childEnv,
+    });
+    console.log(`${name}: nbconvert took ${Date.now() - t0} ms`);
+    expect(r.timedOut).toBe(false);
+    expect(r.code, r.stderr.slice(-4000)).toBe(0);
+    expect(r.executed).toBeDefined();
+    const code = r.executed!.cells.filter((c) => c.cell_type === 'code');
+    expect(code.length).toBeGreaterThan(0);
+    code.forEach((c, i) => {
+      expect(c.execution_count, `cell ${i} ran`).toBe(i + 1);
+      expect(c.outputs?.filter((o) => o.output_type === 'error'), multiline(c.source)).toEqual([]);
+    });
+    NOTEBOOK_CHECKS[name]?.(code);
+    for (const left of DEMO_LEFTOVERS) expect(fs.existsSync(path.join(env.tmp, left)), `${left} left in TMPDIR by ${name}`).toBe(false);
+  }, 300_000);
 });

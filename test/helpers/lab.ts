@@ -5,9 +5,9 @@
  *   (npm @jupyterlab/* packages, webpack Module Federation), served by test/lab/main.py
  *   (Debian's jupyterlab_server.LabServerApp), loaded into the harness's jupyter_server as a server
  *   extension, so the server gets the harness's isolation and clean-up (jupyter-server.ts).
- * - The kernel: `tslaunch install --prefix <temp>` (setup.ts); the extension:
- *   installLabExtension(<temp>/share/jupyter) (kernel/labextension-install.ts), found by the server
- *   through TSLAUNCH_LAB_EXTENSIONS_PATH.
+ * - The kernel and the extension: `tslaunch install --prefix <temp>` (setup.ts), then
+ *   installLabExtension / uninstallLabExtension(<temp>/share/jupyter) (kernel/labextension-install.ts)
+ *   for the state a test wants; the server finds extensions through TSLAUNCH_LAB_EXTENSIONS_PATH.
  * - The browser: Debian's /usr/bin/chromium through npm playwright-core (never a downloaded
  *   browser), a fresh profile each time.
  *
@@ -17,7 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
-import { installLabExtension, labExtensionInstallDir, builtLabExtensionDir } from '../../kernel/labextension-install';
+import { builtLabExtensionDir, installLabExtension, labExtensionInstallDir, uninstallLabExtension } from '../../kernel/labextension-install';
 import { startJupyterServer, type JupyterServer } from './jupyter-server';
 import { makeTempDir, removeDir } from './kernelspec-fixture';
 import { sleep } from './leftovers';
@@ -106,7 +106,9 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   let server: JupyterServer | undefined;
   let extensionDir: string | null = null;
   try {
-    if (opts.withExtension !== false) extensionDir = installLabExtension(kernelEnv.spec.jupyterDir);
+    // `tslaunch install` installs the extension too (when it is built); make the wanted state explicit.
+    if (opts.withExtension === false) uninstallLabExtension(kernelEnv.spec.jupyterDir);
+    else extensionDir = installLabExtension(kernelEnv.spec.jupyterDir);
     const root = path.join(state, 'root');
     fs.mkdirSync(root);
     for (const [name, nb] of Object.entries(opts.notebooks)) {
