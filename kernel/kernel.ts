@@ -61,6 +61,7 @@ export class Kernel {
       replay: () => this.session.recorded,
       sideOutputs: () => [...this.session.sideOutputs].map(([p, data]) => ({ path: p, data })),
       executionCount: () => this.executionCount,
+      cellLinesOf: (source) => this.session.cellLinesOf(source),
       onEvent: (event) => {
         showLaunchEvent(event, this.cellOutput());
         this.functionLaunchView?.onEvent(event);

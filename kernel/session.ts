@@ -93,7 +93,8 @@ export class Session {
     this.sink = { diagnostics: [] };
     this.lastExpression = null;
     this.lastConverted = null;
-    const ok = await this.executor.execute(code);
+    this.runningCode = code;
+    const ok = await this.executor.execute(code).finally(() => (this.runningCode = null));
     if (!ok) return { ok: false, error: this.errorFromSink() };
     const converted = this.lastConverted as ConvertResult | null;
     if (converted) {
@@ -135,6 +136,24 @@ export class Session {
       jsLineToCellLine: alignLines(js, body, firstLine),
     };
   }
+
+  /**
+   * For a function defined in the running cell: the cell line of each line of its compiled source
+   * (so a worker's stack can name the cell's lines), or null when it is not from this cell.
+   */
+  cellLinesOf(compiledSource: string): number[] | null {
+    const converted = this.lastConverted as ConvertResult | null;
+    const output = converted?.output;
+    if (!output || this.runningCode === null) return null;
+    const at = output.indexOf(compiledSource);
+    if (at < 0) return null;
+    const first = output.slice(0, at).split("\n").length - 1;
+    const map = alignLines(output, this.runningCode);
+    return compiledSource.split("\n").map((_, i) => map[first + i] ?? 0);
+  }
+
+  /** The source of the cell being executed (null between cells). */
+  private runningCode: string | null = null;
 
   complete(code: string, cursor: number) {
     return this.executor.complete(code, cursor);

@@ -25,6 +25,8 @@ export interface LaunchHost {
   setActive(launch: ActiveLaunchHandle | null): void;
   /** JavaScript that finds the launched function in a worker (default: by name or by source). */
   locateFunction?(fn: Function): string;
+  /** For a function compiled in the running cell: each of its lines' cell line (for stack traces). */
+  cellLinesOf?(compiledSource: string): number[] | null;
   /** Extra environment and Node flags for the workers. */
   workerEnv?: Record<string, string>;
   execArgv?: string[];

@@ -31,10 +31,11 @@ const RESULT_VAR = "__tslaunch_result__";
  * name is taken from the replayed session (its closure intact). Any other function is rebuilt from
  * its source, with the session's names in scope (tslab exports every top-level name of a cell).
  */
-function functionLocator(fn: Function): string {
+function functionLocator(fn: Function): { js: string; source?: string } {
   const exported = (globalThis as { __tslab__?: { exports?: Record<string, unknown> } }).__tslab__?.exports;
-  if (fn.name && exported && exported[fn.name] === fn) return `exports[${JSON.stringify(fn.name)}]`;
-  let source = Function.prototype.toString.call(fn);
+  if (fn.name && exported && exported[fn.name] === fn) return { js: `exports[${JSON.stringify(fn.name)}]` };
+  const compiled = Function.prototype.toString.call(fn);
+  let source = compiled;
   if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
     throw new OptionError(
       `notebookLauncher cannot send ${fn.name ? `"${fn.name}"` : "this function"} to the workers: it is native or bound. ` +
@@ -45,15 +46,17 @@ function functionLocator(fn: Function): string {
   if (!/^(async\s+)?(function\b|\(|[A-Za-z_$][\w$]*\s*=>|class\b)/.test(source)) {
     source = source.replace(/^(async\s+)?/, (m) => `${m}function `);
   }
-  return `(function () { with (exports) { return (${source}); } })()`;
+  return { js: `(function () { with (exports) { return (${source}); } })()`, source: compiled };
 }
 
-function callBody(locator: string, executionCount: number): RecordedCell {
+/** The body that calls the function; its first lines are the function's source, line for line. */
+function callBody(locator: { js: string; source?: string }, executionCount: number, host: LaunchHost): RecordedCell {
   const js = [
-    `const __tslaunch_fn__ = ${locator};`,
+    `const __tslaunch_fn__ = ${locator.js};`,
     `exports.${RESULT_VAR} = await __tslaunch_fn__(Number(process.env.RANK), ...exports.__tslaunch_args__);`,
   ].join("\n");
-  return { executionCount, js, async: true, lastExpressionVar: RESULT_VAR, jsLineToCellLine: [] };
+  const sourceLines = locator.source ? host.cellLinesOf?.(locator.source) ?? [] : [];
+  return { executionCount, js, async: true, lastExpressionVar: RESULT_VAR, jsLineToCellLine: sourceLines };
 }
 
 function serializeArgs(args: unknown[]): string {
@@ -76,7 +79,7 @@ async function launchFunction(fn: Function, args: unknown[], options: LaunchOpti
     cwd: host.cwd,
     replay: host.replay(),
     sideOutputs: host.sideOutputs(),
-    body: callBody(host.locateFunction ? host.locateFunction(fn) : functionLocator(fn), host.executionCount()),
+    body: callBody(host.locateFunction ? { js: host.locateFunction(fn) } : functionLocator(fn), host.executionCount(), host),
     argsV8: serializeArgs(args),
   };
   const env = { ...host.workerEnv, ...extraEnv };
