@@ -141,10 +141,15 @@ export class Kernel {
         return this.server.reply(channel, msg, "kernel_info_reply", this.kernelInfo());
       case "execute_request":
         return this.execute(msg, seq);
-      case "complete_request":
-        return this.server.reply(channel, msg, "complete_reply", this.complete(c.code, c.cursor_pos));
+      // Protocol 5.3 counts cursor positions in Unicode code points; JavaScript strings in UTF-16 units.
+      case "complete_request": {
+        const reply = this.complete(c.code, codePointsToUtf16(c.code, c.cursor_pos ?? [...c.code].length)) as { cursor_start: number; cursor_end: number };
+        return this.server.reply(channel, msg, "complete_reply", {
+          ...reply, cursor_start: utf16ToCodePoints(c.code, reply.cursor_start), cursor_end: utf16ToCodePoints(c.code, reply.cursor_end),
+        });
+      }
       case "inspect_request":
-        return this.server.reply(channel, msg, "inspect_reply", this.inspect(c.code, c.cursor_pos));
+        return this.server.reply(channel, msg, "inspect_reply", this.inspect(c.code, codePointsToUtf16(c.code, c.cursor_pos ?? [...c.code].length)));
       case "is_complete_request":
         return this.server.reply(channel, msg, "is_complete_reply", this.isComplete(c.code));
       case "comm_info_request":
@@ -282,6 +287,21 @@ export class Kernel {
   abortLaunches(): void {
     this.activeLaunch?.abortSync();
   }
+}
+
+function codePointsToUtf16(text: string, codePoints: number): number {
+  let units = 0;
+  let seen = 0;
+  for (const ch of text) {
+    if (seen >= codePoints) break;
+    units += ch.length;
+    seen++;
+  }
+  return units;
+}
+
+function utf16ToCodePoints(text: string, units: number): number {
+  return [...text.slice(0, units)].length;
 }
 
 /** A `%%launch` cell's body, and where it starts in the cell (for completion and inspection). */

@@ -13,7 +13,8 @@ function magicWordAt(code: string, cursor: number): { word: string; start: numbe
   if (!code.startsWith("%%launch") || cursor > lineEnd) return null;
   const before = code.slice(0, cursor);
   const start = Math.max(before.lastIndexOf(" "), before.lastIndexOf("=")) + 1;
-  const previous = before.slice(0, start).trim().split(/\s+/).pop() ?? "";
+  // `--flag value` and `--flag=value` both make `--flag` the word before the value.
+  const previous = (before.slice(0, start).trim().split(/\s+/).pop() ?? "").replace(/=$/, "");
   let end = cursor;
   while (end < lineEnd && !/[\s=]/.test(code[end])) end++;
   return { word: code.slice(start, end), start, previous };
