@@ -5,49 +5,27 @@
  * suite's private TMPDIR; no worker and no tslaunch-* folder may be left.
  */
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port';
-import { type TempSnapshot } from '../helpers/leftovers';
 import {
   CLI,
   FIXTURES,
-  PrivateTmp,
   childEnv,
-  expectClean,
-  killMarked,
-  randomId,
   spawnNode,
   withTimeout,
   workerPidsUnder,
   type Child,
   type Exit,
+  useLeakChecks,
 } from '../fixtures/support';
 
-let tmp: PrivateTmp;
-let marker: string;
-let since: TempSnapshot;
-
-beforeAll(() => {
-  tmp = new PrivateTmp('clirun');
-});
-afterAll(() => tmp?.dispose());
-beforeEach(() => {
-  marker = randomId();
-  since = tmp.snapshot();
-});
-afterEach(async () => {
-  try {
-    await expectClean(marker, since, 'tslaunch run');
-  } finally {
-    await killMarked(marker);
-  }
-});
+const leak = useLeakChecks('clirun', 'tslaunch run');
 
 const SCRIPT = path.join(FIXTURES, 'cli-script', 'main.ts');
 const SCRIPT_REL = path.relative(path.resolve(FIXTURES, '..', '..'), SCRIPT); // test/fixtures/cli-script/main.ts
 
 function tslaunch(args: string[], env: Record<string, string> = {}): Child {
-  return spawnNode([CLI, ...args], { env: childEnv(tmp, marker, { CUDA_VISIBLE_DEVICES: '', ...env }) });
+  return spawnNode([CLI, ...args], { env: childEnv(leak.tmp, leak.marker, { CUDA_VISIBLE_DEVICES: '', ...env }) });
 }
 
 async function runToEnd(args: string[], env: Record<string, string> = {}): Promise<{ exit: Exit; stdout: string; stderr: string }> {
@@ -68,7 +46,7 @@ describe('tslaunch run', () => {
     expect(lines).toEqual([0, 1, 2].map((r) => `[rank${r}]: hello from rank ${r} of 3 args=["a","b"] sum=6 script=main.ts`));
     for (const r of [0, 1, 2]) expect(stderr).toContain(`[rank${r}]: stderr line from ${r}\n`);
     expect(stderr).not.toMatch(/LaunchError|tslaunch:/);
-    expect(tmp.launchDirs()).toEqual([]);
+    expect(leak.tmp.launchDirs()).toEqual([]);
   });
 
   it("passes everything after the script to the script, flag-like arguments included; flags before it are tslaunch's", async () => {
@@ -138,7 +116,7 @@ describe('tslaunch run', () => {
       expect(stderr, args.join(' ')).toMatch(message);
       expect(stdout, args.join(' ')).toBe('');
     }
-    expect(tmp.launchDirs()).toEqual([]);
+    expect(leak.tmp.launchDirs()).toEqual([]);
   });
 
   it('--help prints the usage with every flag and exits 0; no script prints it and exits 2', async () => {

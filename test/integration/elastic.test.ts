@@ -6,30 +6,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type TempSnapshot } from '../helpers/leftovers';
+import { describe, expect, it } from 'vitest';
 import type { LaunchEvent } from '../../launcher/agent';
-import { FIXTURES, PrivateTmp, childEnv, expectClean, killMarked, randomId, runLaunch, spawnNode, withTimeout, type Exit } from '../fixtures/support';
+import { FIXTURES, childEnv, runLaunch, spawnNode, withTimeout, type Exit, useLeakChecks } from '../fixtures/support';
 
-let tmp: PrivateTmp;
-let marker: string;
-let since: TempSnapshot;
-
-beforeAll(() => {
-  tmp = new PrivateTmp('elastic');
-});
-afterAll(() => tmp?.dispose());
-beforeEach(() => {
-  marker = randomId();
-  since = tmp.snapshot();
-});
-afterEach(async () => {
-  try {
-    await expectClean(marker, since, 'the script');
-  } finally {
-    await killMarked(marker);
-  }
-});
+const leak = useLeakChecks('elastic', 'the script');
 
 interface Run {
   exit: Exit;
@@ -43,12 +24,12 @@ interface Run {
 }
 
 async function runElastic(scenario: string, env: Record<string, string>, counter?: number): Promise<Run> {
-  const dir = tmp.scratch(scenario);
+  const dir = leak.tmp.scratch(scenario);
   if (counter !== undefined) fs.writeFileSync(path.join(dir, 'counter'), String(counter));
   const outFile = path.join(dir, 'out.json');
   const t0 = performance.now();
   const child = spawnNode([path.join(FIXTURES, 'elastic.js')], {
-    env: childEnv(tmp, marker, { FIXTURE_SCENARIO: scenario, FIXTURE_OUT: outFile, FIXTURE_DIR: dir, CUDA_VISIBLE_DEVICES: '', ...env }),
+    env: childEnv(leak.tmp, leak.marker, { FIXTURE_SCENARIO: scenario, FIXTURE_OUT: outFile, FIXTURE_DIR: dir, CUDA_VISIBLE_DEVICES: '', ...env }),
   });
   let exit: Exit;
   try {
@@ -105,7 +86,7 @@ describe('fault tolerance (max_restarts)', () => {
 
 describe('fault tolerance seen through Launch events', () => {
   it('emits one `restarting` event per restart and starts every attempt with new processes and its restart count', async () => {
-    const dir = tmp.scratch('launch-counter');
+    const dir = leak.tmp.scratch('launch-counter');
     const counter = path.join(dir, 'counter');
     fs.writeFileSync(counter, '3');
     const body = `
@@ -120,7 +101,7 @@ describe('fault tolerance seen through Launch events', () => {
       console.log('attempt ' + process.env.TORCHELASTIC_RESTART_COUNT);
     `;
     const n = 3;
-    const { result, events } = await runLaunch({ numProcesses: n, marker, body, options: { maxRestarts: 3 } });
+    const { result, events } = await runLaunch({ numProcesses: n, marker: leak.marker, body, options: { maxRestarts: 3 } });
     expect(result).toMatchObject({ outcome: 'succeeded', restarts: 3, failures: [] });
     const restarting = events.filter((e): e is Extract<LaunchEvent, { type: 'restarting' }> => e.type === 'restarting');
     expect(restarting).toEqual([1, 2, 3].map((k) => ({

@@ -7,29 +7,10 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { deserialize } from 'node:v8';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type TempSnapshot } from '../helpers/leftovers';
-import { FIXTURES, PrivateTmp, childEnv, expectClean, killMarked, randomId, spawnNode, withTimeout, type Exit } from '../fixtures/support';
+import { describe, expect, it } from 'vitest';
+import { FIXTURES, childEnv, spawnNode, withTimeout, type Exit, useLeakChecks } from '../fixtures/support';
 
-let tmp: PrivateTmp;
-let marker: string;
-let since: TempSnapshot;
-
-beforeAll(() => {
-  tmp = new PrivateTmp('fnapi');
-});
-afterAll(() => tmp?.dispose());
-beforeEach(() => {
-  marker = randomId();
-  since = tmp.snapshot();
-});
-afterEach(async () => {
-  try {
-    await expectClean(marker, since, 'the script');
-  } finally {
-    await killMarked(marker);
-  }
-});
+const leak = useLeakChecks('fnapi', 'the script');
 
 interface ScriptRun {
   exit: Exit;
@@ -39,9 +20,9 @@ interface ScriptRun {
 }
 
 async function runScenario(scenario: string, env: Record<string, string | undefined> = {}): Promise<ScriptRun> {
-  const outFile = path.join(tmp.scratch(scenario), 'out.bin');
+  const outFile = path.join(leak.tmp.scratch(scenario), 'out.bin');
   const child = spawnNode([path.join(FIXTURES, 'fn-api.js')], {
-    env: childEnv(tmp, marker, { FIXTURE_SCENARIO: scenario, FIXTURE_OUT: outFile, CUDA_VISIBLE_DEVICES: '', ...env }),
+    env: childEnv(leak.tmp, leak.marker, { FIXTURE_SCENARIO: scenario, FIXTURE_OUT: outFile, CUDA_VISIBLE_DEVICES: '', ...env }),
   });
   let exit: Exit;
   try {
@@ -139,7 +120,7 @@ describe('notebookLauncher from a plain Node script', () => {
       expect(o.name, what).toBe('OptionError');
       expect(o.message, what).toMatch(expected[i]);
     });
-    expect(tmp.launchDirs()).toEqual([]);
+    expect(leak.tmp.launchDirs()).toEqual([]);
   });
 
   it('without numProcesses and with no accelerator visible, says to pass numProcesses (and starts nothing)', async () => {

@@ -6,44 +6,23 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { LaunchEvent } from '../../launcher/agent';
 import { freePort } from '../helpers/free-port';
-import { isAlive, waitUntilGone, type TempSnapshot } from '../helpers/leftovers';
+import { isAlive, waitUntilGone } from '../helpers/leftovers';
 import {
   FIXTURES,
-  PrivateTmp,
   childEnv,
-  expectClean,
-  killMarked,
   makeLaunch,
   outputText,
-  randomId,
   runLaunch,
   sleep,
   spawnNode,
   withTimeout,
+  useLeakChecks,
 } from '../fixtures/support';
 
-let tmp: PrivateTmp;
-let marker: string;
-let since: TempSnapshot;
-
-beforeAll(() => {
-  tmp = new PrivateTmp('launcher');
-});
-afterAll(() => tmp?.dispose());
-beforeEach(() => {
-  marker = randomId();
-  since = tmp.snapshot();
-});
-afterEach(async () => {
-  try {
-    await expectClean(marker, since, 'the test');
-  } finally {
-    await killMarked(marker);
-  }
-});
+const leak = useLeakChecks('launcher', 'the test');
 
 type StateEvent = Extract<LaunchEvent, { type: 'state' }>;
 const finalStates = (events: LaunchEvent[]) => {
@@ -55,7 +34,7 @@ const finalStates = (events: LaunchEvent[]) => {
 describe('Launch (single node)', () => {
   it('starts N ranks, each with its own torchrun/Accelerate environment (rank files 0..N-1)', async () => {
     const n = 3;
-    const out = tmp.scratch('rankfiles');
+    const out = leak.tmp.scratch('rankfiles');
     const port = await freePort();
     const keys = [
       'RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RESTART_COUNT',
@@ -69,15 +48,15 @@ describe('Launch (single node)', () => {
     `;
     let dirsDuringRun: string[] = [];
     const { result, events } = await runLaunch({
-      numProcesses: n, marker, body, options: { mixedPrecision: 'bf16', usePort: port },
+      numProcesses: n, marker: leak.marker, body, options: { mixedPrecision: 'bf16', usePort: port },
       onEvent: (e) => {
-        if (e.type === 'started') dirsDuringRun = tmp.launchDirs();
+        if (e.type === 'started') dirsDuringRun = leak.tmp.launchDirs();
       },
     });
     expect(result).toMatchObject({ outcome: 'succeeded', failures: [], restarts: 0, worldSize: n, droppedMessages: 0 });
     // The launch had its folder while it ran; it is gone now (afterEach checks too).
     expect(dirsDuringRun).toHaveLength(1);
-    expect(tmp.launchDirs()).toEqual([]);
+    expect(leak.tmp.launchDirs()).toEqual([]);
 
     expect(fs.readdirSync(out).sort()).toEqual(['rank-0.json', 'rank-1.json', 'rank-2.json']);
     const started = new Map(events.flatMap((e) => (e.type === 'started' ? [[e.rank, e.pid] as const] : [])));
@@ -101,7 +80,7 @@ describe('Launch (single node)', () => {
       for (let i = 0; i < ${lines}; i++) console.log('r' + rank + ' line ' + i);
     `;
     const t0 = performance.now();
-    const { result, events } = await runLaunch({ numProcesses: n, marker, body });
+    const { result, events } = await runLaunch({ numProcesses: n, marker: leak.marker, body });
     const seconds = (performance.now() - t0) / 1000;
     expect(result.outcome).toBe('succeeded');
     for (const e of events) if (e.type === 'output') expect(e.text.endsWith('\n')).toBe(true);
@@ -145,7 +124,7 @@ describe('Launch (single node)', () => {
       }
       console.log('real work from rank ' + process.env.RANK);
     `;
-    const { result, events } = await runLaunch({ numProcesses: 2, marker, body });
+    const { result, events } = await runLaunch({ numProcesses: 2, marker: leak.marker, body });
     expect(result.outcome).toBe('succeeded');
     expect(result.failures).toEqual([]);
     expect(result.droppedMessages).toBe(4);
@@ -161,7 +140,7 @@ describe('Launch (single node)', () => {
     const busy = (blocker.address() as net.AddressInfo).port;
     try {
       const { result, events } = await runLaunch({
-        numProcesses: 2, marker, options: { usePort: busy, masterAddr: '127.0.0.1' },
+        numProcesses: 2, marker: leak.marker, options: { usePort: busy, masterAddr: '127.0.0.1' },
         body: `console.log('MASTER_PORT=' + process.env.MASTER_PORT);`,
       });
       expect(result.outcome).toBe('succeeded');
@@ -184,7 +163,7 @@ describe('Launch (single node)', () => {
   it('keeps a free use_port as given, without a notice', async () => {
     const port = await freePort();
     const { result, events } = await runLaunch({
-      numProcesses: 1, marker, options: { usePort: port }, body: `console.log(process.env.MASTER_PORT);`,
+      numProcesses: 1, marker: leak.marker, options: { usePort: port }, body: `console.log(process.env.MASTER_PORT);`,
     });
     expect(result.outcome).toBe('succeeded');
     expect(events.filter((e) => e.type === 'notice')).toEqual([]);
@@ -205,7 +184,7 @@ describe('Launch (single node)', () => {
     `;
     const t: Record<string, number> = {};
     const { result, events } = await runLaunch({
-      numProcesses: 3, marker, body, stopGraceMs: graceMs,
+      numProcesses: 3, marker: leak.marker, body, stopGraceMs: graceMs,
       onEvent: (e) => {
         if (e.type === 'state' && e.worker.rank === 1 && e.worker.state === 'failed') t.failed = performance.now();
         if (e.type === 'done') t.done = performance.now();
@@ -234,7 +213,7 @@ describe('Launch (single node)', () => {
       process.stdout.write('no newline at the end');
     `;
     const { result, events } = await runLaunch({
-      numProcesses: 2, marker, body, options: { logLinePrefixTemplate: '<${node_rank}/${local_rank}/${rank} ${role_name} $unknown> ' },
+      numProcesses: 2, marker: leak.marker, body, options: { logLinePrefixTemplate: '<${node_rank}/${local_rank}/${rank} ${role_name} $unknown> ' },
     });
     expect(result.outcome).toBe('succeeded');
     for (const r of [0, 1]) {
@@ -251,7 +230,7 @@ describe('Launch (single node)', () => {
       for (let i = 0; i < 20000; i++) console.log('line ' + i);
       process.exit(0);
     `;
-    const { result, events } = await runLaunch({ numProcesses: 2, marker, body });
+    const { result, events } = await runLaunch({ numProcesses: 2, marker: leak.marker, body });
     expect(result.outcome).toBe('succeeded');
     for (const r of [0, 1]) {
       const lines = outputText(events, r, 'stdout').split('\n').filter(Boolean);
@@ -265,7 +244,7 @@ describe('Launch (single node)', () => {
       executionCount: 7, async: true, jsLineToCellLine: [4, 5, 6],
       js: ["const x = 1;", "function boom() { throw new RangeError('mapped ' + x); }", "boom();"].join('\n'),
     };
-    const { result } = await runLaunch({ numProcesses: 1, marker, body });
+    const { result } = await runLaunch({ numProcesses: 1, marker: leak.marker, body });
     expect(result.outcome).toBe('failed');
     const error = result.failures[0].error!;
     expect(error).toMatchObject({ ename: 'RangeError', evalue: 'mapped 1', phase: 'body' });
@@ -277,22 +256,22 @@ describe('Launch (single node)', () => {
   it('removes the launch folder after a success, a failure and an interrupt()', async () => {
     const seen: string[][] = [];
     const watch = (e: LaunchEvent) => {
-      if (e.type === 'started') seen.push(tmp.launchDirs());
+      if (e.type === 'started') seen.push(leak.tmp.launchDirs());
     };
-    const ok = await runLaunch({ numProcesses: 1, marker, body: `1;`, onEvent: watch });
+    const ok = await runLaunch({ numProcesses: 1, marker: leak.marker, body: `1;`, onEvent: watch });
     expect(ok.result.outcome).toBe('succeeded');
-    expect(tmp.launchDirs()).toEqual([]);
+    expect(leak.tmp.launchDirs()).toEqual([]);
 
-    const bad = await runLaunch({ numProcesses: 1, marker, body: `process.exit(3);`, onEvent: watch });
+    const bad = await runLaunch({ numProcesses: 1, marker: leak.marker, body: `process.exit(3);`, onEvent: watch });
     expect(bad.result.outcome).toBe('failed');
     expect(bad.result.failures[0]).toMatchObject({ rank: 0, exitCode: 3 });
-    expect(tmp.launchDirs()).toEqual([]);
+    expect(leak.tmp.launchDirs()).toEqual([]);
 
     const events: LaunchEvent[] = [];
     const running = new Set<number>();
     const launch = makeLaunch(
       {
-        numProcesses: 2, marker, body: `await new Promise((r) => setTimeout(r, 60_000));`,
+        numProcesses: 2, marker: leak.marker, body: `await new Promise((r) => setTimeout(r, 60_000));`,
         onEvent: (e, l) => {
           watch(e);
           if (e.type === 'state' && e.worker.state === 'running') {
@@ -307,7 +286,7 @@ describe('Launch (single node)', () => {
     expect(result.outcome).toBe('interrupted');
     expect(result.failures).toEqual([]);
     for (const [, w] of finalStates(events)) expect(w.state).toBe('stopped');
-    expect(tmp.launchDirs()).toEqual([]);
+    expect(leak.tmp.launchDirs()).toEqual([]);
     // Each launch had exactly one folder while it ran.
     expect(seen.every((dirs) => dirs.length === 1)).toBe(true);
     expect(seen.length).toBe(4);
@@ -320,7 +299,7 @@ describe('Launch (single node)', () => {
     const running = new Set<number>();
     const launch = makeLaunch(
       {
-        numProcesses: 2, marker, body: `await new Promise((r) => setTimeout(r, 60_000));`,
+        numProcesses: 2, marker: leak.marker, body: `await new Promise((r) => setTimeout(r, 60_000));`,
         onEvent: (e) => {
           if (e.type === 'state' && e.worker.state === 'running' && running.add(e.worker.rank).size === 2) resolveRunning();
         },
@@ -334,11 +313,11 @@ describe('Launch (single node)', () => {
     await withTimeout(launch.stop(), 10_000, 'stop()');
     expect(pids.filter(isAlive)).toEqual([]);
     expect((await run).outcome).toBe('interrupted');
-    expect(tmp.launchDirs()).toEqual([]);
+    expect(leak.tmp.launchDirs()).toEqual([]);
   });
 
   it('kills its workers within 2 s when the agent process is SIGKILLed (lifeline), even a rank stuck in a synchronous wait, and the launch folder goes too', async () => {
-    const agent = spawnNode([path.join(FIXTURES, 'agent-sleeps.js')], { env: childEnv(tmp, marker, { FIXTURE_NUM_PROCESSES: '3' }) });
+    const agent = spawnNode([path.join(FIXTURES, 'agent-sleeps.js')], { env: childEnv(leak.tmp, leak.marker, { FIXTURE_NUM_PROCESSES: '3' }) });
     try {
       const m = await agent.waitFor(/PIDS (\[[^\]]*\])/, 'stdout', 30_000);
       const pids = JSON.parse(m[1]) as number[];
@@ -352,7 +331,7 @@ describe('Launch (single node)', () => {
       const tookMs = performance.now() - killedAt;
       expect(alive, `workers alive ${tookMs.toFixed(0)} ms after the agent died`).toEqual([]);
       // The agent could not remove its launch folder; the first worker to see the lifeline close does.
-      await expect.poll(() => tmp.launchDirs(), { timeout: 2000, interval: 50 }).toEqual([]);
+      await expect.poll(() => leak.tmp.launchDirs(), { timeout: 2000, interval: 50 }).toEqual([]);
     } finally {
       agent.kill('SIGKILL');
     }
