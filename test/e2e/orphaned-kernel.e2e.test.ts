@@ -1,0 +1,46 @@
+// A Jupyter client that dies without shutting the kernel down (kill -9 of the client) must not
+// leave the kernel, or its launch's workers, running: the kernel watches its parent (JPY_PARENT_PID),
+// as ipykernel's parent poller does.
+import { spawnSync } from "child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "fs";
+import os from "os";
+import path from "path";
+import { afterEach, describe, expect, it } from "vitest";
+import { isAlive, waitUntilGone } from "../helpers/leftovers";
+
+const REPO = path.resolve(__dirname, "..", "..");
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe("a kernel whose client died", () => {
+  it("exits within a few seconds and takes its launch's workers with it", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "tsl-orphan-"));
+    dirs.push(dir);
+    const install = spawnSync(process.execPath, [path.join(REPO, "dist", "bin", "tslaunch.js"), "install", "--prefix", dir], { encoding: "utf8" });
+    expect(install.status, install.stderr).toBe(0);
+    // A real jupyter_client starts the kernel, starts a launch, reports the pids, then dies at once.
+    const script = path.join(dir, "client.py");
+    writeFileSync(script, [
+      "import jupyter_client, os, time",
+      "km, kc = jupyter_client.manager.start_new_kernel(kernel_name='tslaunch', startup_timeout=60)",
+      "kc.execute('%%launch -n 2\\nawait new Promise(r => setTimeout(r, 100000))')",
+      "kernel = km.provisioner.process.pid",
+      "for _ in range(100):",
+      "    kids = [int(p) for p in os.popen(f'pgrep -P {kernel}').read().split()]",
+      "    if len(kids) >= 2: break",
+      "    time.sleep(0.1)",
+      "print(kernel, *kids, flush=True)",
+      "os._exit(0)",
+    ].join("\n"));
+    const client = spawnSync("/usr/bin/python3", [script], {
+      encoding: "utf8", timeout: 90_000,
+      env: { ...process.env, JUPYTER_PATH: path.join(dir, "share", "jupyter"), TMPDIR: dir, JUPYTER_RUNTIME_DIR: path.join(dir, "runtime") },
+    });
+    const pids = client.stdout.trim().split(/\s+/).map(Number);
+    expect(pids.length, client.stderr).toBeGreaterThanOrEqual(3);
+    const left = await waitUntilGone(pids, 5000);
+    expect(left.map((p) => `${p} alive=${isAlive(p)}`)).toEqual([]);
+  }, 120_000);
+});
