@@ -3,39 +3,23 @@
  * kernelspec: test/conformance/test_tslaunch_kernel.py.
  */
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runJupyterKernelTest } from '../helpers/jupyter-server';
-import { REPO_ROOT, setupKernelEnv, type KernelEnv } from './setup';
+import { REPO_ROOT, useKernelEnv } from './setup';
 
 const PYTHON_FILE = path.join(REPO_ROOT, 'test', 'conformance', 'test_tslaunch_kernel.py');
 
-let env: KernelEnv;
-
-beforeAll(() => {
-  env = setupKernelEnv();
-});
-
-afterEach(async () => {
-  try {
-    await env.expectNothingLeft({ timeoutMs: 5000 });
-  } finally {
-    await env.cleanUp();
-  }
-});
-
-afterAll(async () => {
-  await env?.stop();
-});
+const kernelEnv = useKernelEnv();
 
 describe('Jupyter protocol conformance', () => {
   it('the tslaunch kernel passes jupyter_kernel_test, including its %%launch checks', async () => {
     const t0 = Date.now();
     const r = await runJupyterKernelTest({
       pythonFile: PYTHON_FILE,
-      jupyterPath: [env.spec.jupyterDir],
+      jupyterPath: [kernelEnv().spec.jupyterDir],
       timeoutS: 150,
       // PYTHONDONTWRITEBYTECODE: no __pycache__ beside the test file in the repo.
-      env: { ...env.childEnv, PYTHONDONTWRITEBYTECODE: '1' },
+      env: { ...kernelEnv().childEnv, PYTHONDONTWRITEBYTECODE: '1' },
     });
     console.log(`jupyter_kernel_test took ${Date.now() - t0} ms`);
     const summary = /Ran (\d+) tests?[\s\S]*?\n(OK.*|FAILED.*)/.exec(r.output);

@@ -7,11 +7,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Kernel } from '@jupyterlab/services';
 import { runCell, type ErrorOutput, type RunCellResult } from '../helpers/jupyter-server';
 import { makeTempDir, removeDir } from '../helpers/kernelspec-fixture';
-import { linesByRank, sampleWorkers, setupE2E, type E2E } from './setup';
+import { linesByRank, sampleWorkers, setupE2E, useKernel as useSharedKernel, type E2E } from './setup';
 
 const LAUNCH_VIEW_MIME = 'application/vnd.tslaunch.launch.v1+json';
 const ISSUE = 'An issue was found when verifying a stable environment for the notebook launcher';
@@ -84,25 +84,7 @@ async function runSampled(kernel: Kernel.IKernelConnection, kernelPid: number, c
 }
 
 /** A kernel per describe, with the per-test leak check. */
-function useKernel(): { kernel: () => Kernel.IKernelConnection; pid: () => number; refreshPid: () => void } {
-  let kernel: Kernel.IKernelConnection;
-  let pid: number;
-  beforeAll(async () => {
-    kernel = await e2e.startKernel();
-    pid = e2e.kernelPid(kernel);
-  }, 90_000);
-  afterEach(async () => {
-    try {
-      await e2e.expectNothingLeft({ kernelPid: pid, timeoutMs: 5000 });
-    } finally {
-      await e2e.cleanUp();
-    }
-  });
-  afterAll(async () => {
-    if (kernel && !kernel.isDisposed) await kernel.shutdown().catch(() => undefined);
-  }, 30_000);
-  return { kernel: () => kernel, pid: () => pid, refreshPid: () => (pid = e2e.kernelPid(kernel)) };
-}
+const useKernel = () => useSharedKernel(() => e2e);
 
 describe('the device guard: a cell that holds a (fake) device file open', () => {
   const k = useKernel();

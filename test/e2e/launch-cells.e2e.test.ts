@@ -3,10 +3,9 @@
  * what workers see, and how failures are reported. After each test: no worker process and no
  * tslaunch-* launch folder is left.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Kernel } from '@jupyterlab/services';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCell, type ErrorOutput, type RunCellResult } from '../helpers/jupyter-server';
-import { linesByRank, linesOf, sampleWorkers, setupE2E, type E2E } from './setup';
+import { linesByRank, linesOf, sampleWorkers, setupE2E, useKernel as useSharedKernel, type E2E } from './setup';
 
 let e2e: E2E;
 
@@ -43,25 +42,7 @@ function stdoutByRank(r: RunCellResult): Map<number, string[]> {
 }
 
 /** A kernel per describe, with the per-test leak check. */
-function useKernel(): { kernel: () => Kernel.IKernelConnection; pid: () => number } {
-  let kernel: Kernel.IKernelConnection;
-  let pid: number;
-  beforeAll(async () => {
-    kernel = await e2e.startKernel();
-    pid = e2e.kernelPid(kernel);
-  }, 90_000);
-  afterEach(async () => {
-    try {
-      await e2e.expectNothingLeft({ kernelPid: pid, timeoutMs: 5000 });
-    } finally {
-      await e2e.cleanUp();
-    }
-  });
-  afterAll(async () => {
-    if (kernel && !kernel.isDisposed) await kernel.shutdown().catch(() => undefined);
-  }, 30_000);
-  return { kernel: () => kernel, pid: () => pid };
-}
+const useKernel = () => useSharedKernel(() => e2e);
 
 describe('%%launch output and environment', () => {
   const k = useKernel();
@@ -188,7 +169,9 @@ describe('%%launch output and environment', () => {
     const r = await runCell(k.kernel(), '%%launch -n 2\nimport * as tslab from "tslab";\ntslab.display.html(`<b>rank ${process.env.RANK}</b>`);');
     expectOk(r);
     // (the launch's own live view is a display too, with its own MIME type: not counted here)
-    const displays = r.outputs.filter((o) => o.output_type === 'display_data' && !Object.keys(o.data).some((m) => m.startsWith('application/vnd.tslaunch')));
+    const displays = r.outputs.filter(
+      (o): o is Extract<typeof o, { output_type: 'display_data' }> => o.output_type === 'display_data' && !Object.keys(o.data).some((m) => m.startsWith('application/vnd.tslaunch')),
+    );
     expect(displays).toHaveLength(2);
     const byRank = new Map(displays.map((d) => [(d.metadata as { tslaunch?: { rank?: number } }).tslaunch?.rank, d]));
     expect([...byRank.keys()].sort()).toEqual([0, 1]);

@@ -4,27 +4,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { makeNotebook, multiline, nbconvertExecute, normalizeOutputs, type NotebookJson } from '../helpers/jupyter-server';
-import { KERNEL_NAME, REPO_ROOT, linesByRank, setupKernelEnv, type KernelEnv } from './setup';
+import { KERNEL_NAME, REPO_ROOT, linesByRank, useKernelEnv } from './setup';
 
-let env: KernelEnv;
-
-beforeAll(() => {
-  env = setupKernelEnv();
-});
-
-afterEach(async () => {
-  try {
-    await env.expectNothingLeft({ timeoutMs: 5000 });
-  } finally {
-    await env.cleanUp();
-  }
-});
-
-afterAll(async () => {
-  await env?.stop();
-});
+const kernelEnv = useKernelEnv();
 
 function streamText(outputs: Array<Record<string, unknown>>, name: 'stdout' | 'stderr'): string {
   return normalizeOutputs(outputs)
@@ -39,9 +23,9 @@ describe('nbconvert --execute on the tslaunch kernel', () => {
     const r = await nbconvertExecute({
       notebook: path.join(REPO_ROOT, 'notebooks', '01-hello-launch.ipynb'),
       kernelName: KERNEL_NAME,
-      jupyterPath: [env.spec.jupyterDir],
+      jupyterPath: [kernelEnv().spec.jupyterDir],
       timeoutS: 60,
-      env: env.childEnv,
+      env: kernelEnv().childEnv,
     });
     console.log(`01-hello-launch.ipynb: nbconvert took ${Date.now() - t0} ms`);
     expect(r.code, r.stderr).toBe(0);
@@ -84,7 +68,7 @@ describe('nbconvert --execute on the tslaunch kernel', () => {
       KERNEL_NAME,
       'typescript',
     );
-    const r = await nbconvertExecute({ notebook: nb, kernelName: KERNEL_NAME, jupyterPath: [env.spec.jupyterDir], timeoutS: 60, env: env.childEnv });
+    const r = await nbconvertExecute({ notebook: nb, kernelName: KERNEL_NAME, jupyterPath: [kernelEnv().spec.jupyterDir], timeoutS: 60, env: kernelEnv().childEnv });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('LaunchError');
     expect(r.stderr).toContain('nb launch fails');
@@ -93,10 +77,10 @@ describe('nbconvert --execute on the tslaunch kernel', () => {
     const tolerated = await nbconvertExecute({
       notebook: nb,
       kernelName: KERNEL_NAME,
-      jupyterPath: [env.spec.jupyterDir],
+      jupyterPath: [kernelEnv().spec.jupyterDir],
       timeoutS: 60,
       allowErrors: true,
-      env: env.childEnv,
+      env: kernelEnv().childEnv,
     });
     expect(tolerated.code, tolerated.stderr).toBe(0);
     const cells = tolerated.executed!.cells;
@@ -201,7 +185,7 @@ const NOTEBOOK_CHECKS: Record<string, (cells: Cell[]) => void> = {
     const touch = cells.find((c) => multiline(c.source).includes('fs.openSync(fakeDevice'))!;
     // In the kernels' private TMPDIR: the leftover check after this notebook looks in the right place.
     expect(streamText(touch.outputs!, 'stderr')).toContain(
-      `tslaunch: this cell touched an accelerator in the kernel: opened ${path.join(fs.realpathSync(env.tmp), 'fake-accel-demo', 'accel0')} (configured accelerator)`,
+      `tslaunch: this cell touched an accelerator in the kernel: opened ${path.join(fs.realpathSync(kernelEnv().tmp), 'fake-accel-demo', 'accel0')} (configured accelerator)`,
     );
     expect(streamText(tries[1].outputs!, 'stdout')).toMatch(
       new RegExp(`^cell \\[${touch.execution_count}\\] \\("const handle = fs.openSync\\(fakeDevice, \\\\"r\\\\"\\);"\\) opened \\S+/fake-accel-demo/accel0 \\(configured accelerator\\) in the kernel; .*nothing was started`),
@@ -221,9 +205,9 @@ describe('every notebook in notebooks/ executes through nbconvert', () => {
     const r = await nbconvertExecute({
       notebook: path.join(NOTEBOOKS_DIR, name),
       kernelName: KERNEL_NAME,
-      jupyterPath: [env.spec.jupyterDir],
+      jupyterPath: [kernelEnv().spec.jupyterDir],
       timeoutS: 120,
-      env: env.childEnv,
+      env: kernelEnv().childEnv,
     });
     console.log(`${name}: nbconvert took ${Date.now() - t0} ms`);
     expect(r.timedOut).toBe(false);
@@ -236,6 +220,6 @@ describe('every notebook in notebooks/ executes through nbconvert', () => {
       expect(c.outputs?.filter((o) => o.output_type === 'error'), multiline(c.source)).toEqual([]);
     });
     NOTEBOOK_CHECKS[name]?.(code);
-    for (const left of DEMO_LEFTOVERS) expect(fs.existsSync(path.join(env.tmp, left)), `${left} left in TMPDIR by ${name}`).toBe(false);
+    for (const left of DEMO_LEFTOVERS) expect(fs.existsSync(path.join(kernelEnv().tmp, left)), `${left} left in TMPDIR by ${name}`).toBe(false);
   }, 300_000);
 });

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Kernel } from '@jupyterlab/services';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { startJupyterServer, startKernel, type JupyterServer } from '../helpers/jupyter-server';
 import { makeTempDir, prefixJupyterDir, randomId, readKernelSpec, removeDir } from '../helpers/kernelspec-fixture';
 import {
@@ -286,3 +287,49 @@ export function linesByRank(text: string, prefix = /^\[rank(\d+)\]: (.*)$/): { b
   return { byRank, unprefixed };
 }
 
+
+/**
+ * A kernel shared by one describe block, with the per-test leak check (no worker of that kernel, no
+ * launch folder left) and the clean-up after it. `e2e` is read when the hooks run.
+ */
+export function useKernel(
+  e2e: () => E2E,
+  leakTimeoutMs = 5000,
+): { kernel: () => Kernel.IKernelConnection; pid: () => number; refreshPid: () => void } {
+  let kernel: Kernel.IKernelConnection;
+  let pid: number;
+  beforeAll(async () => {
+    kernel = await e2e().startKernel();
+    pid = e2e().kernelPid(kernel);
+  }, 90_000);
+  afterEach(async () => {
+    try {
+      await e2e().expectNothingLeft({ kernelPid: pid, timeoutMs: leakTimeoutMs });
+    } finally {
+      await e2e().cleanUp();
+    }
+  });
+  afterAll(async () => {
+    if (kernel && !kernel.isDisposed) await kernel.shutdown().catch(() => undefined);
+  }, 30_000);
+  return { kernel: () => kernel, pid: () => pid, refreshPid: () => (pid = e2e().kernelPid(kernel)) };
+}
+
+/** For suites whose kernels a Jupyter client outside this process starts (nbconvert, jupyter_kernel_test). */
+export function useKernelEnv(): () => KernelEnv {
+  let env: KernelEnv;
+  beforeAll(() => {
+    env = setupKernelEnv();
+  });
+  afterEach(async () => {
+    try {
+      await env.expectNothingLeft({ timeoutMs: 5000 });
+    } finally {
+      await env.cleanUp();
+    }
+  });
+  afterAll(async () => {
+    await env?.stop();
+  });
+  return () => env;
+}
