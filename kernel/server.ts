@@ -2,7 +2,7 @@
 // send goes through a SendQueue (zeromq.js allows one pending send per socket).
 import { Publisher, Reply, Router } from "zeromq";
 import { decode, encode, endpoint, newHeader, WireError, type ConnectionInfo, type JupyterMessage } from "./wire";
-import { SendQueue } from "./send-queue";
+import { SendQueue } from "../launcher/send-queue";
 
 export type RequestHandler = (msg: JupyterMessage, channel: "shell" | "control") => Promise<void>;
 

@@ -191,7 +191,7 @@ export class Launch {
   private async gatherNodes(): Promise<void> {
     const o = this.spec.options;
     const secret = secretFrom(this.spec.secret);
-    this.store = new RendezvousStore(secret, o, this.spec.numProcesses, { onNodeMessage: (n, m, b) => this.onNodeMessage(n, m, b) });
+    this.store = new RendezvousStore(secret, o, this.spec.numProcesses, { onNodeMessage: (_node, m, b) => this.onNodeMessage(m, b) });
     const { host, port, flag } = storeAddress(o);
     await this.store.bind(host, port, flag);
     this.onEvent({ type: "notice", text: `waiting for ${o.numNodes - 1} more node(s) to join at ${host}:${port} (${o.rdzvBackend} rendezvous, rdzv_id ${o.rdzvId})` });
@@ -271,7 +271,7 @@ export class Launch {
     else this.onEvent(e);
   }
 
-  private onNodeMessage(node: JoinedNode, m: NodeMessage, binary?: Buffer): void {
+  private onNodeMessage(m: NodeMessage, binary?: Buffer): void {
     switch (m.type) {
       case "event":
         this.onEvent(m.event);
@@ -288,7 +288,6 @@ export class Launch {
       default:
         break;
     }
-    void node;
   }
 
   /** Barrier `seq` is released once every rank of the world has reached it. */

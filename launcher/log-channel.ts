@@ -3,6 +3,7 @@
 // and counted) and acknowledges a worker's end of stream so the worker can exit without losing
 // queued output.
 import { Router } from "zeromq";
+import { SendQueue } from "./send-queue";
 import { decodeMessage, encodeMessage, type AgentMessage, type WorkerMessage } from "./protocol";
 
 export interface ChannelMessage {
@@ -14,8 +15,8 @@ export interface ChannelMessage {
 
 export class LogChannel {
   private readonly socket = new Router({ linger: 0, receiveHighWaterMark: 0 });
-  private readonly outbox: { to: Buffer; frames: Buffer[] }[] = [];
-  private sending = false;
+  // Acks and barrier releases; a worker that is gone is simply not answered.
+  private readonly outbox = new SendQueue(this.socket);
   private closed = false;
   /** Messages dropped because their signature was missing or wrong. */
   dropped = 0;
@@ -57,26 +58,12 @@ export class LogChannel {
   }
 
   private send(to: Buffer, frames: Buffer[]): void {
-    this.outbox.push({ to, frames });
-    if (!this.sending) void this.pump();
-  }
-
-  // One pending send per socket in zeromq.js.
-  private async pump(): Promise<void> {
-    this.sending = true;
-    while (this.outbox.length > 0 && !this.closed) {
-      const { to, frames } = this.outbox.shift()!;
-      try {
-        await this.socket.send([to, ...frames]);
-      } catch {
-        // the worker is gone (ROUTER drops or rejects unroutable messages): nothing to ack
-      }
-    }
-    this.sending = false;
+    this.outbox.push([to, ...frames]);
   }
 
   close(): void {
     this.closed = true;
+    this.outbox.close();
     this.socket.close();
   }
 }

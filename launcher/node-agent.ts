@@ -11,6 +11,7 @@ import { createLaunchDir, type LaunchDir } from "./launch-dir";
 import { writePayload } from "./payload";
 import { createStackMapper } from "./stack-map";
 import { decodeMessage, encodeMessage } from "./protocol";
+import { SendQueue } from "./send-queue";
 import { WorkerGroup } from "./worker-group";
 import { storeAddress, type NodeMessage, type StoreMessage } from "./rendezvous";
 import type { LaunchOptions } from "./options";
@@ -58,17 +59,8 @@ export class NodeAgent {
     const socket = new Dealer({ routingId: `node-${randomBytes(6).toString("hex")}`, linger: 1000, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
     this.socket = socket;
     socket.connect(`tcp://${host}:${port}`);
-    const queue: Buffer[][] = [];
-    let sending = false;
-    const send = (m: NodeMessage, binary?: Buffer) => {
-      queue.push(encodeMessage(secret, m as never, binary));
-      if (sending) return;
-      sending = true;
-      void (async () => {
-        while (queue.length) await socket.send(queue.shift()!).catch(() => {});
-        sending = false;
-      })();
-    };
+    const queue = new SendQueue(socket);
+    const send = (m: NodeMessage, binary?: Buffer) => queue.push(encodeMessage(secret, m as never, binary));
     const join = () => send({ type: "join", rdzvId: options.rdzvId, nodeRank: options.rdzvBackend === "static" ? options.nodeRank : null, numProcesses: this.spec.numProcesses, host: os.hostname() });
     log(`joining ${options.rdzvBackend} rendezvous at ${host}:${port} (rdzv_id ${options.rdzvId}) with ${this.spec.numProcesses} process(es)`);
     join();

@@ -5,6 +5,7 @@
 // secret (HMAC-SHA256); a peer without it gets one unsigned `refused` message and nothing else.
 import { Router } from "zeromq";
 import { decodeMessage, encodeMessage } from "./protocol";
+import { SendQueue } from "./send-queue";
 import type { GroupEvent, RankFailure } from "./worker-group";
 import type { LaunchOptions } from "./options";
 import type { LaunchPayload } from "./payload";
@@ -78,8 +79,7 @@ export interface JoinedNode {
 /** The store, hosted by node 0 for one launch. */
 export class RendezvousStore {
   private readonly socket = new Router({ linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
-  private readonly outbox: Buffer[][] = [];
-  private sending = false;
+  private readonly outbox = new SendQueue(this.socket);
   private closed = false;
   readonly nodes = new Map<string, JoinedNode>();
   /** Messages dropped because they were not signed with the secret. */
@@ -195,28 +195,16 @@ export class RendezvousStore {
 
   private push(frames: Buffer[]): void {
     this.outbox.push(frames);
-    if (!this.sending) void this.pump();
   }
 
-  // One pending send per socket in zeromq.js.
-  private async pump(): Promise<void> {
-    this.sending = true;
-    while (this.outbox.length > 0 && !this.closed) {
-      try {
-        await this.socket.send(this.outbox.shift()!);
-      } catch {
-        // peer gone
-      }
-    }
-    this.sending = false;
-  }
-
+  /** Resolves once everything queued was handed to ZeroMQ (at most 1 s: a peer may be gone). */
   async flushed(): Promise<void> {
-    for (let i = 0; i < 100 && (this.sending || this.outbox.length > 0); i++) await new Promise((r) => setTimeout(r, 10));
+    await Promise.race([this.outbox.flushed(), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 
   close(): void {
     this.closed = true;
+    this.outbox.close();
     this.socket.close();
   }
 }

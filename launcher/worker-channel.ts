@@ -2,6 +2,7 @@
 // (one message per ~10 ms or 256 KiB per stream) because one ZeroMQ message per line is 5-8x slower
 // (../shared/anchors, "zeromq PUSH/PULL unbatched").
 import { Dealer } from "zeromq";
+import { SendQueue } from "./send-queue";
 import { decodeMessage, encodeMessage, type AgentMessage, type WorkerMessage } from "./protocol";
 
 const FLUSH_MS = 10;
@@ -9,9 +10,7 @@ const FLUSH_BYTES = 256 * 1024;
 
 export class WorkerChannel {
   private readonly socket: Dealer;
-  private readonly queue: { frames: Buffer[] }[] = [];
-  private sending = false;
-  private drainWaiters: (() => void)[] = [];
+  private readonly queue: SendQueue;
   private buffers: Record<"stdout" | "stderr", string[]> = { stdout: [], stderr: [] };
   private bufferedBytes = 0;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -27,6 +26,7 @@ export class WorkerChannel {
     // which is why `finish()` waits for the agent's ack instead of trusting linger.
     this.socket = new Dealer({ routingId, linger: 2000, sendHighWaterMark: 0 });
     this.socket.connect(endpoint);
+    this.queue = new SendQueue(this.socket);
     void this.receive();
   }
 
@@ -85,7 +85,7 @@ export class WorkerChannel {
   /** Sends end-of-stream and waits until the agent acknowledged everything (or the timeout). */
   async finish(timeoutMs = 10_000): Promise<boolean> {
     this.send({ type: "eos" });
-    await this.drained();
+    await this.queue.flushed();
     const acked = await Promise.race([
       this.ackReceived.then(() => true),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref()),
@@ -95,29 +95,6 @@ export class WorkerChannel {
   }
 
   private enqueue(frames: Buffer[]): void {
-    this.queue.push({ frames });
-    if (!this.sending) void this.pump();
-  }
-
-  private drained(): Promise<void> {
-    if (!this.sending && this.queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
-  }
-
-  // One send in flight at a time: zeromq.js rejects a second pending send on a socket.
-  private async pump(): Promise<void> {
-    this.sending = true;
-    while (this.queue.length > 0) {
-      const { frames } = this.queue.shift()!;
-      try {
-        await this.socket.send(frames);
-      } catch {
-        break; // socket closed: the agent is gone, nothing left to deliver to
-      }
-    }
-    this.sending = false;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w();
+    this.queue.push(frames);
   }
 }
