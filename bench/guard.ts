@@ -4,8 +4,8 @@
 // the ratio printed is against that 2 ms budget.
 import { createConverter } from "tslab/dist/converter";
 import "zeromq";
-import { scanProcess, watchLists } from "../launcher/device-scan";
-import { DeviceGuard } from "../kernel/device-guard";
+import { scanProcess, watchLists } from "../launcher/api";
+import { DeviceGuard } from "../kernel/launch/device-guard";
 
 export interface GuardResult {
   reps: number;

@@ -3,8 +3,8 @@
 // and execute a notebook without a Jupyter install.
 import { Command } from "commander";
 import path from "path";
-import { installKernelSpec, jupyterDataDir, uninstallKernelSpec } from "../kernel/kernelspec";
-import { installLabExtension, uninstallLabExtension } from "../kernel/labextension-install";
+import { installKernelSpec, jupyterDataDir, uninstallKernelSpec } from "../kernel/install/kernelspec";
+import { installLabExtension, uninstallLabExtension } from "../kernel/install/labextension-install";
 
 const program = new Command();
 program.name("tslaunch").description("TypeScript notebooks that launch distributed work (a tslab-based Jupyter kernel with %%launch)");

@@ -1,51 +1,42 @@
-// The kernel: answers each Jupyter request. Ordinary cells go to tslab's executor (kernel/session),
-// `%%launch` cells to kernel/launch-cell. Output of any cell reaches iopub through a StreamBatcher.
-import { inspect } from "util";
+// The kernel: the Jupyter protocol around cells. It answers each request; what a cell does is
+// run-cell.ts's business (tslab's executor, or a %%launch). Output of any cell reaches iopub through
+// a StreamBatcher. Request and reply contents are typed by jupyter/wire.ts.
 import { isCompleteCode } from "tslab/dist/converter";
 import { printQuickInfo } from "tslab/dist/inspect";
 import * as tslabJupyter from "tslab/dist/jupyter";
-import { KernelServer } from "./server";
-import { Session, type CellError } from "./session";
-import { iopubRateFromEnv, StreamBatcher, type StreamName } from "./stream-batcher";
-import { parseMagic } from "./magics";
-import { probePassedNotice, runLaunchCell, showLaunchEvent, type ActiveLaunch } from "./launch-cell";
-import { DeviceGuard } from "./device-guard";
-import { LaunchView } from "./launch-view";
-import { setLaunchHost } from "../launcher/launch-host";
-import { completeMagic, inspectMagic } from "./magic-help";
-import { PROTOCOL_VERSION, type ConnectionInfo, type JupyterMessage } from "./wire";
 import { versions as tslabVersions } from "tslab";
+import { setLaunchHost, type ActiveLaunchHandle } from "../launcher/api";
+import { Session } from "./cells/session";
+import type { CellOutput, DisplayContent } from "./jupyter/cell-output";
+import { codePointsToUtf16, utf16ToCodePoints } from "./jupyter/cursor";
+import { KernelServer } from "./jupyter/server";
+import { iopubRateFromEnv, StreamBatcher } from "./jupyter/stream-batcher";
+import {
+  PROTOCOL_VERSION,
+  type CompleteReply, type ConnectionInfo, type InspectReply, type IsCompleteReply, type JupyterMessage, type KernelInfoReply, type Request,
+} from "./jupyter/wire";
+import { DeviceGuard } from "./launch/device-guard";
+import { KernelLaunchHost } from "./launch/kernel-launch-host";
+import { completeMagic, inspectMagic } from "./launch/magic-help";
+import { runCell } from "./run-cell";
 
 const KERNEL_VERSION: string = require("../../package.json").version;
-
-export interface DisplayContent {
-  data: Record<string, unknown>;
-  metadata: Record<string, unknown>;
-  transient?: Record<string, unknown>;
-}
-
-/** What a cell's handler may do with the cell's outputs. */
-export interface CellOutput {
-  stream(name: StreamName, text: string): void;
-  display(content: DisplayContent, update?: boolean): void;
-  flush(): void;
-}
 
 export class Kernel {
   private readonly server: KernelServer;
   private readonly session: Session;
   private executionCount = 0;
   /** The request whose cell owns output right now (tslab and ipykernel route late output there too). */
-  private outputParent: JupyterMessage | null = null;
+  private outputParent: JupyterMessage<unknown> | null = null;
   private readonly batcher: StreamBatcher;
   private shellChain: Promise<void> = Promise.resolve();
   /** Execute requests received so far; after an error, ones received before it are aborted. */
   private received = 0;
   private abortBefore = 0;
-  private activeLaunch: ActiveLaunch | null = null;
+  private activeLaunch: ActiveLaunchHandle | null = null;
   private readonly guard = new DeviceGuard();
-  /** The live view of the launch a notebookLauncher()/debugLauncher() call started. */
-  private functionLaunchView: LaunchView | null = null;
+  /** The kernel as the host of every launch (%%launch cells and notebookLauncher() calls). */
+  private readonly launchHost: KernelLaunchHost;
   private currentCode = "";
   private readonly log: (s: string) => void;
 
@@ -55,25 +46,15 @@ export class Kernel {
     this.server = new KernelServer(conn, this.log);
     this.session = new Session(cwd);
     this.batcher = new StreamBatcher((name, text) => this.server.publish("stream", { name, text }, this.outputParent), 50, iopubRateFromEnv());
-    // notebookLauncher()/debugLauncher() called in a cell launch through this session and cell.
-    setLaunchHost({
-      cwd,
-      replay: () => this.session.recorded,
-      sideOutputs: () => [...this.session.sideOutputs].map(([p, data]) => ({ path: p, data })),
-      executionCount: () => this.executionCount,
-      cellLinesOf: (source) => this.session.cellLinesOf(source),
-      onEvent: (event) => {
-        showLaunchEvent(event, this.cellOutput());
-        this.functionLaunchView?.onEvent(event);
-      },
-      launchStarted: (options, numProcesses) => {
-        this.functionLaunchView = new LaunchView(options, numProcesses, (content, update) => this.cellOutput().display(content, update));
-        this.functionLaunchView.open();
-      },
+    this.launchHost = new KernelLaunchHost({
+      session: this.session,
+      guard: this.guard,
+      runningCell: () => ({ executionCount: this.executionCount, code: this.currentCode }),
+      output: () => this.cellOutput(),
       setActive: (launch) => (this.activeLaunch = launch),
-      checkBeforeLaunch: () => this.guard.checkBeforeLaunch(this.executionCount, this.currentCode),
-      probePassed: (ms, worldSize) => this.cellOutput().stream("stderr", probePassedNotice(ms, worldSize)),
     });
+    // notebookLauncher()/debugLauncher() called in a cell launch through the same host.
+    setLaunchHost(this.launchHost);
   }
 
   async start(): Promise<void> {
@@ -123,7 +104,7 @@ export class Kernel {
       this.cellOutput().display(content, update);
   }
 
-  private async handle(msg: JupyterMessage, channel: "shell" | "control", seq: number): Promise<void> {
+  private async handle(msg: Request, channel: "shell" | "control", seq: number): Promise<void> {
     this.server.publish("status", { execution_state: "busy" }, msg);
     try {
       await this.dispatch(msg, channel, seq);
@@ -134,24 +115,25 @@ export class Kernel {
     }
   }
 
-  private async dispatch(msg: JupyterMessage, channel: "shell" | "control", seq: number): Promise<void> {
-    const c = msg.content;
+  private async dispatch(msg: Request, channel: "shell" | "control", seq: number): Promise<void> {
     switch (msg.header.msg_type) {
       case "kernel_info_request":
         return this.server.reply(channel, msg, "kernel_info_reply", this.kernelInfo());
       case "execute_request":
-        return this.execute(msg, seq);
-      // Protocol 5.3 counts cursor positions in Unicode code points; JavaScript strings in UTF-16 units.
+        return this.execute(msg as Request<"execute_request">, seq);
       case "complete_request": {
-        const reply = this.complete(c.code, codePointsToUtf16(c.code, c.cursor_pos ?? [...c.code].length)) as { cursor_start: number; cursor_end: number };
+        const { code, cursor_pos } = (msg as Request<"complete_request">).content;
+        const reply = this.complete(code, codePointsToUtf16(code, cursor_pos ?? [...code].length));
         return this.server.reply(channel, msg, "complete_reply", {
-          ...reply, cursor_start: utf16ToCodePoints(c.code, reply.cursor_start), cursor_end: utf16ToCodePoints(c.code, reply.cursor_end),
+          ...reply, cursor_start: utf16ToCodePoints(code, reply.cursor_start), cursor_end: utf16ToCodePoints(code, reply.cursor_end),
         });
       }
-      case "inspect_request":
-        return this.server.reply(channel, msg, "inspect_reply", this.inspect(c.code, codePointsToUtf16(c.code, c.cursor_pos ?? [...c.code].length)));
+      case "inspect_request": {
+        const { code, cursor_pos } = (msg as Request<"inspect_request">).content;
+        return this.server.reply(channel, msg, "inspect_reply", this.inspect(code, codePointsToUtf16(code, cursor_pos ?? [...code].length)));
+      }
       case "is_complete_request":
-        return this.server.reply(channel, msg, "is_complete_reply", this.isComplete(c.code));
+        return this.server.reply(channel, msg, "is_complete_reply", this.isComplete((msg as Request<"is_complete_request">).content.code));
       case "comm_info_request":
         return this.server.reply(channel, msg, "comm_info_reply", { status: "ok", comms: {} });
       case "history_request":
@@ -160,7 +142,7 @@ export class Kernel {
         this.interrupt();
         return this.server.reply(channel, msg, "interrupt_reply", { status: "ok" });
       case "shutdown_request":
-        return this.shutdown(msg, channel, Boolean(c.restart));
+        return this.shutdown(msg, channel, Boolean((msg as Request<"shutdown_request">).content.restart));
       default:
         // comm_open / comm_msg / comm_close and unknown requests: no comms here, and the spec says
         // a kernel ignores what it does not know.
@@ -168,7 +150,7 @@ export class Kernel {
     }
   }
 
-  private kernelInfo(): object {
+  private kernelInfo(): KernelInfoReply {
     return {
       status: "ok",
       protocol_version: PROTOCOL_VERSION,
@@ -188,10 +170,9 @@ export class Kernel {
     };
   }
 
-  private async execute(msg: JupyterMessage, seq: number): Promise<void> {
-    const { code, silent = false, store_history = true, stop_on_error = true } = msg.content as {
-      code: string; silent?: boolean; store_history?: boolean; stop_on_error?: boolean;
-    };
+  /** execute_request around the cell (as ipykernel's execute_request around do_execute). */
+  private async execute(msg: Request<"execute_request">, seq: number): Promise<void> {
+    const { code, silent = false, store_history = true, stop_on_error = true } = msg.content;
     if (seq <= this.abortBefore) {
       return this.server.reply("shell", msg, "execute_reply", { status: "aborted", execution_count: this.executionCount });
     }
@@ -205,42 +186,11 @@ export class Kernel {
     // A cell that blocks the event loop would hold `busy` and `execute_input` back until it ends.
     await this.server.iopubFlushed();
 
-    const output = this.cellOutput();
-    let error: CellError | null = null;
-    const magic = parseMagic(code);
-    if (magic?.name === "launch") {
-      const launched = await runLaunchCell(magic, {
-        session: this.session,
-        executionCount: count,
-        output,
-        setActive: (a) => (this.activeLaunch = a),
-        checkBeforeLaunch: () => this.guard.checkBeforeLaunch(count, code),
-      });
-      if (!launched.ok) error = launched.error;
-    } else if (magic) {
-      error = {
-        ename: "UsageError",
-        evalue: `unknown cell magic %%${magic.name}`,
-        traceback: [`UsageError: unknown cell magic %%${magic.name}. Available: %%launch (see %%launch --help).`],
-      };
-    } else {
-      const outcome = await this.session.execute(code, count);
-      this.batcher.flush();
-      if (!outcome.ok) error = outcome.error;
-      else if (outcome.hasResult && !silent) {
-        this.server.publish("execute_result", {
-          execution_count: count,
-          data: { "text/plain": typeof outcome.result === "string" ? outcome.result : inspect(outcome.result, { colors: false }) },
-          metadata: {},
-        }, msg);
-      }
-    }
-    // The device guard looks at the kernel process after every cell, to name the cell that first
-    // touched an accelerator.
-    const warning = this.guard.afterCell(count, code);
-    if (warning) output.stream("stderr", warning + "\n");
+    const outcome = await runCell(code, count, { session: this.session, guard: this.guard, launchHost: this.launchHost, output: this.cellOutput() });
+    if (outcome.result && !silent) this.server.publish("execute_result", { execution_count: count, data: outcome.result, metadata: {} }, msg);
     // Every line reaches the frontend before the reply and `idle` (paced under a Jupyter server).
     await this.batcher.drained();
+    const error = outcome.error;
     if (error) {
       if (!silent) this.server.publish("error", error, msg);
       if (stop_on_error) this.abortBefore = this.received;
@@ -249,7 +199,7 @@ export class Kernel {
     return this.server.reply("shell", msg, "execute_reply", { status: "ok", execution_count: count, user_expressions: {}, payload: [] });
   }
 
-  private complete(code: string, cursor: number): object {
+  private complete(code: string, cursor: number): CompleteReply {
     const magic = completeMagic(code, cursor);
     if (magic) return { status: "ok", metadata: {}, ...magic };
     const { code: body, offset } = splitMagicBody(code);
@@ -258,7 +208,7 @@ export class Kernel {
     return { status: "ok", matches: info.candidates, cursor_start: info.start + offset, cursor_end: info.end + offset, metadata: {} };
   }
 
-  private inspect(code: string, cursor: number): object {
+  private inspect(code: string, cursor: number): InspectReply {
     const magic = inspectMagic(code, cursor);
     if (magic) return { status: "ok", found: true, data: { "text/plain": magic }, metadata: {} };
     const { code: body, offset } = splitMagicBody(code);
@@ -267,13 +217,13 @@ export class Kernel {
     return { status: "ok", found: true, data: { "text/plain": printQuickInfo(info) }, metadata: {} };
   }
 
-  private isComplete(code: string): object {
+  private isComplete(code: string): IsCompleteReply {
     const { code: body } = splitMagicBody(code);
     const res = isCompleteCode(body);
     return res.completed ? { status: "complete" } : { status: "incomplete", indent: res.indent ?? "" };
   }
 
-  private async shutdown(msg: JupyterMessage, channel: "shell" | "control", restart: boolean): Promise<void> {
+  private async shutdown(msg: JupyterMessage<unknown>, channel: "shell" | "control", restart: boolean): Promise<void> {
     await this.activeLaunch?.stop();
     this.server.reply(channel, msg, "shutdown_reply", { status: "ok", restart });
     this.server.publish("status", { execution_state: "idle" }, msg);
@@ -287,21 +237,6 @@ export class Kernel {
   abortLaunches(): void {
     this.activeLaunch?.abortSync();
   }
-}
-
-function codePointsToUtf16(text: string, codePoints: number): number {
-  let units = 0;
-  let seen = 0;
-  for (const ch of text) {
-    if (seen >= codePoints) break;
-    units += ch.length;
-    seen++;
-  }
-  return units;
-}
-
-function utf16ToCodePoints(text: string, units: number): number {
-  return [...text.slice(0, units)].length;
 }
 
 /** A `%%launch` cell's body, and where it starts in the cell (for completion and inspection). */

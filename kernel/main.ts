@@ -1,7 +1,7 @@
 // Starts the kernel for a Jupyter connection file (what kernel.json's argv runs).
 import { readFileSync } from "fs";
 import { Kernel } from "./kernel";
-import type { ConnectionInfo } from "./wire";
+import type { ConnectionInfo } from "./jupyter/wire";
 import { forwardOwnTypes, resolveOwnPackage } from "./self-import";
 
 /**

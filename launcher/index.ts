@@ -1,9 +1,13 @@
-// The package's public API (what `import ... from "tslaunch"` gives).
-export { Launch, describeFailure } from "./agent";
-export type { LaunchEvent, RunResult, WorkerInfo, WorkerState, RankFailure, WorkerSpec } from "./agent";
-export { parseLaunchFlags, optionsFromObject, launchHelp, OptionError, OPTION_SPECS } from "./options";
-export type { LaunchOptions, MixedPrecision, RdzvBackend } from "./options";
-export { notebookLauncher, debugLauncher, LaunchError } from "./notebook-launcher";
-export type { LauncherOptions } from "./notebook-launcher";
-export { state, waitForEveryone, onMainProcess, onLocalMainProcess, print } from "./worker-api";
-export type { DistributedState } from "./worker-api";
+// The package's public face: what `import ... from "tslaunch"` gives, in a cell, a worker or a script.
+export { notebookLauncher, debugLauncher, runLaunch, buildErrorReport, Launch } from "./api";
+export type { LauncherOptions, LaunchHost, LaunchHooks, LaunchRequest, LaunchErrorReport } from "./api";
+export { state, waitForEveryone, onMainProcess, onLocalMainProcess, print } from "./api";
+export type { DistributedState } from "./api";
+export {
+  parseLaunchFlags, optionsFromObject, launchHelp, describeFailure, OPTION_SPECS,
+  ReportedError, OptionError, UsageError, LaunchError, DeviceGuardError, ProbeError, RendezvousError, CompileError,
+} from "./contract";
+export type {
+  LaunchOptions, MixedPrecision, RdzvBackend, LaunchEvent, LaunchState, RunResult, World, RankPlacement,
+  WorkerInfo, WorkerState, RankFailure, WorkerSpec, CellError,
+} from "./contract";

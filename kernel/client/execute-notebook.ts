@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "fs";
 import { dirname } from "path";
 import { KernelClient } from "./kernel-client";
 import { startKernelProcess, KernelProcess } from "./kernel-process";
-import { LAUNCH_VIEW_MIME } from "../launch-view";
+import { LAUNCH_VIEW_MIME } from "../launch/launch-view";
 import { DisplayDataOutput, joinText, NbOutput, OutputArea, OutputChange, renderOutput } from "./render-output";
 
 export interface ExecuteNotebookOptions {

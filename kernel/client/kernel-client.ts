@@ -3,8 +3,8 @@
 // Messaging spec: https://jupyter-client.readthedocs.io/en/latest/messaging.html
 import { randomUUID } from "crypto";
 import { Dealer, Request, Subscriber } from "zeromq";
-import { SendQueue } from "../../launcher/send-queue";
-import { ConnectionInfo, decode, encode, endpoint, JupyterMessage, newHeader } from "../wire";
+import { SendQueue } from "../../launcher/api";
+import { ConnectionInfo, decode, encode, endpoint, JupyterMessage, newHeader } from "../jupyter/wire";
 import type { KernelProcess } from "./kernel-process";
 import { NbOutput, OutputArea, OutputChange } from "./render-output";
 

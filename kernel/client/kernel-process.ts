@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs
 import { createServer, Server } from "net";
 import { homedir, tmpdir } from "os";
 import { delimiter, join } from "path";
-import type { ConnectionInfo } from "../wire";
+import type { ConnectionInfo } from "../jupyter/wire";
 
 export interface StartKernelOptions {
   /** A kernelspec argv; every `{connection_file}` in it is replaced by the connection file path. */

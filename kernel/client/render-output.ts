@@ -2,7 +2,7 @@
 // text for a terminal. OutputArea applies the iopub messages that change earlier outputs
 // (clear_output, update_display_data) and merges consecutive stream chunks, like a notebook UI.
 // nbformat v4 schema: https://github.com/jupyter/nbformat/blob/main/nbformat/v4/nbformat.v4.schema.json
-import type { JupyterMessage } from "../wire";
+import type { JupyterMessage } from "../jupyter/wire";
 
 export type MimeBundle = Record<string, unknown>;
 

@@ -1,9 +1,10 @@
-// The data the tslaunch kernel sends under LAUNCH_VIEW_MIME (kernel/launch-view.ts, version 1):
+// The data the tslaunch kernel sends under LAUNCH_VIEW_MIME (kernel/launch/launch-view.ts, version 1):
 // one display per launch, updated in place (update_display_data with the same display id).
 
 export const LAUNCH_VIEW_MIME = 'application/vnd.tslaunch.launch.v1+json';
 
-export type LaunchState = 'starting' | 'running' | 'restarting' | 'succeeded' | 'failed' | 'interrupted';
+/** The launch's state as the kernel publishes it (launcher/contract/vocabulary.ts), then its outcome. */
+export type LaunchState = 'starting' | 'gathering' | 'running' | 'stopping' | 'restarting' | 'succeeded' | 'failed' | 'interrupted';
 export type RankState = 'starting' | 'running' | 'succeeded' | 'failed' | 'stopped';
 
 export interface RankRow {

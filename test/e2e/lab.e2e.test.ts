@@ -14,7 +14,7 @@ import { linesOfRank, ownerOf } from '../../labextension/src/log-filter';
 import { formatDuration, formatExit, type RankRow } from '../../labextension/src/model';
 import type { Locator } from 'playwright-core';
 import { notebookOf, startLab, visibleLogLines, waitForCellDone, type Lab, type NotebookPage } from '../helpers/lab';
-import { uninstallLabExtension } from '../../kernel/labextension-install';
+import { uninstallLabExtension } from '../../kernel/install/labextension-install';
 import { REPO_ROOT } from './setup';
 
 const DOCS = path.join(REPO_ROOT, 'docs');

@@ -29,7 +29,7 @@ import {
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(REPO_ROOT, 'dist', 'bin', 'tslaunch.js');
-export const WORKER_MAIN = path.join(REPO_ROOT, 'dist', 'launcher', 'worker-main.js');
+export const WORKER_MAIN = path.join(REPO_ROOT, 'dist', 'launcher', 'worker', 'worker-main.js');
 export const KERNEL_NAME = 'tslaunch';
 
 /** The built kernel must exist; a source newer than the build is reported (the suite would test stale code). */

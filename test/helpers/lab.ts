@@ -17,7 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
-import { builtLabExtensionDir, installLabExtension, labExtensionInstallDir, uninstallLabExtension } from '../../kernel/labextension-install';
+import { builtLabExtensionDir, installLabExtension, labExtensionInstallDir, uninstallLabExtension } from '../../kernel/install/labextension-install';
 import { startJupyterServer, type JupyterServer } from './jupyter-server';
 import { makeTempDir, removeDir } from './kernelspec-fixture';
 import { sleep } from './leftovers';

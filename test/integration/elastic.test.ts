@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { LaunchEvent } from '../../launcher/agent';
+import type { LaunchEvent } from '../../launcher/contract';
 import { FIXTURES, childEnv, runLaunch, spawnNode, withTimeout, type Exit, useLeakChecks } from '../fixtures/support';
 
 const leak = useLeakChecks('elastic', 'the script');

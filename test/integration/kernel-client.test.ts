@@ -7,7 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { executeNotebook } from "../../kernel/client/execute-notebook";
 import { KernelClient } from "../../kernel/client/kernel-client";
 import { jupyterDataDirs, KernelProcess, readKernelSpec, startKernelProcess } from "../../kernel/client/kernel-process";
-import type { JupyterMessage } from "../../kernel/wire";
+import type { JupyterMessage } from "../../kernel/jupyter/wire";
 
 // /usr/bin/python3 explicitly: the python3 on PATH may be one without ipykernel.
 const IPYKERNEL_ARGV = ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"];

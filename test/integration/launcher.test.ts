@@ -1,13 +1,13 @@
 /**
  * The launcher's contract with real processes and sockets (no kernel): `Launch` from the BUILT
- * package (its workers run dist/launcher/worker-main.js; build first), plain-JavaScript bodies.
+ * package (its workers run dist/launcher/worker/worker-main.js; build first), plain-JavaScript bodies.
  * Every test ends with nothing left: no worker process, no tslaunch-* folder in the private TMPDIR.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { LaunchEvent } from '../../launcher/agent';
+import type { LaunchEvent } from '../../launcher/contract';
 import { freePort } from '../helpers/free-port';
 import { isAlive, waitUntilGone } from '../helpers/leftovers';
 import {

@@ -6,15 +6,17 @@
  * process carries the test's marker).
  */
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { deserialize } from 'node:v8';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { LaunchEvent } from '../../launcher/agent';
+import type { LaunchEvent } from '../../launcher/contract';
 import { freePort } from '../helpers/free-port';
 import { waitUntilGone, type TempSnapshot } from '../helpers/leftovers';
 import {
   CLI,
   FIXTURES,
+  REPO_ROOT,
   PrivateTmp,
   childEnv,
   expectClean,
@@ -58,6 +60,12 @@ afterEach(async () => {
 });
 
 const SECRET = 'loopback-test-secret';
+const VIEW_MIME = 'application/vnd.tslaunch.launch.v1+json';
+
+/** The kernel's live view, built (it runs in this process here, fed by the launch's events). */
+function loadView(): typeof import('../../kernel/launch/launch-view') {
+  return createRequire(path.join(REPO_ROOT, 'package.json'))('./dist/kernel/launch/launch-view.js');
+}
 
 function startAgent(args: string[], secret = SECRET): Child {
   const child = spawnNode([CLI, 'agent', ...args], { env: childEnv(tmp, marker, { TSLAUNCH_SECRET: secret }) });
@@ -265,6 +273,61 @@ describe('two agents on loopback form one world', () => {
     });
     for (let r = 0; r < 4; r++) expect(node0.stdout()).toContain(`[rank${r}]: rank ${r} on node ${r < 2 ? 0 : 1}\n`);
     expect((await withTimeout(agent.exited, 15_000, 'the agent')).code).toBe(0);
+  }, 90_000);
+
+  it('with unequal processes per node (2 + 3), notebookLauncher resolves with all 5 return values, by rank', async () => {
+    const port = await freePort();
+    const outFile = path.join(tmp.scratch('fn-unequal'), 'out.bin');
+    const env = { TSLAUNCH_SECRET: SECRET, FIXTURE_SCENARIO: 'multinode-unequal', FIXTURE_PORT: String(port), CUDA_VISIBLE_DEVICES: '' };
+    const node0 = spawnNode([path.join(FIXTURES, 'fn-api.js')], { env: childEnv(tmp, marker, { ...env, FIXTURE_OUT: outFile }) });
+    children.push(node0);
+    const agent = spawnNode([CLI, 'agent', '--num_nodes', '2', '--node_rank', '1', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '3', '--once'], {
+      env: childEnv(tmp, marker, env),
+    });
+    children.push(agent);
+    const exit = await withTimeout(node0.exited, 60_000, 'the script on node 0');
+    expect(exit.code, node0.stderr()).toBe(0);
+    const out = deserialize(fs.readFileSync(outFile)) as { ok: boolean; value: unknown[]; message?: string };
+    expect(out.ok, out.message).toBe(true);
+    expect(out.value).toEqual([
+      { rank: 0, node: 0, localRank: 0, world: 5 },
+      { rank: 1, node: 0, localRank: 1, world: 5 },
+      { rank: 2, node: 1, localRank: 0, world: 5 },
+      { rank: 3, node: 1, localRank: 1, world: 5 },
+      { rank: 4, node: 1, localRank: 2, world: 5 },
+    ]);
+    expect((await withTimeout(agent.exited, 15_000, 'the agent')).code).toBe(0);
+  }, 90_000);
+
+  it('with unequal processes per node, the published world and the live view place every rank right (node, local rank, prefix)', async () => {
+    const port = await freePort();
+    const agent = startAgent(['--num_nodes', '2', '--node_rank', '1', '--master_addr', '127.0.0.1', '--use_port', String(port), '-n', '3', '--once']);
+    const { LaunchView } = loadView();
+    const shown: unknown[] = [];
+    const options = { numNodes: 2, masterAddr: '127.0.0.1', usePort: port, logLinePrefixTemplate: '[${node_rank}/${local_rank}:${rank}] ' };
+    const view = new LaunchView({ options: loadDist().optionsFromObject({ numProcesses: 2, ...options }), numProcesses: 2 }, (content: { data: Record<string, unknown> }) => shown.push(content.data[VIEW_MIME]));
+    view.open();
+    const { result, events } = await runLaunch({
+      numProcesses: 2, marker, secret: SECRET, options, timeoutMs: 60_000,
+      body: `console.log('local ' + process.env.LOCAL_RANK + ' of ' + process.env.LOCAL_WORLD_SIZE);`,
+      onEvent: (e) => view.onEvent(e),
+    });
+    expect(result).toMatchObject({ outcome: 'succeeded', worldSize: 5 });
+    const placements = [[0, 0, 0], [1, 0, 1], [2, 1, 0], [3, 1, 1], [4, 1, 2]];
+    const worlds = events.filter((e): e is Extract<LaunchEvent, { type: 'world' }> => e.type === 'world');
+    expect(worlds).toHaveLength(1);
+    expect(worlds[0].world.ranks).toEqual(placements.map(([rank, nodeRank, localRank]) => ({ rank, nodeRank, localRank, prefix: `[${nodeRank}/${localRank}:${rank}] ` })));
+    expect(result.world?.ranks).toEqual(worlds[0].world.ranks);
+    const model = shown[shown.length - 1] as { state: string; worldSize: number; ranks: { rank: number; node: number; localRank: number; prefix: string; state: string }[] };
+    expect(model.state).toBe('succeeded');
+    expect(model.worldSize).toBe(5);
+    expect(model.ranks.map((r) => [r.rank, r.node, r.localRank, r.prefix, r.state])).toEqual(
+      placements.map(([rank, node, local]) => [rank, node, local, `[${node}/${local}:${rank}] `, 'succeeded']),
+    );
+    for (const [rank, node, local] of placements) {
+      expect(outputText(events, rank, 'stdout')).toBe(`[${node}/${local}:${rank}] local ${local} of ${node === 0 ? 2 : 3}\n`);
+    }
+    expect(await withTimeout(agent.exited, 15_000, 'the agent (--once)')).toEqual({ code: 0, signal: null });
   }, 90_000);
 
   it('a joined node that dies (SIGKILL) fails the launch after rdzv_conf timeout; its workers die with it (lifeline)', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { alignLines } from "../../kernel/line-map";
+import { alignLines } from "../../kernel/cells/line-map";
 
 describe("JS line -> cell line alignment", () => {
   it("maps the converter's output of a typed cell back to its lines", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseMagic } from "../../kernel/magics";
-import { completeMagic, inspectMagic } from "../../kernel/magic-help";
+import { parseMagic } from "../../kernel/cells/magics";
+import { completeMagic, inspectMagic } from "../../kernel/launch/magic-help";
 
 describe("cell magics", () => {
   it("splits %%launch into its flags and body", () => {

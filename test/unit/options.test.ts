@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { launchHelp, OptionError, optionsFromObject, parseLaunchFlags, OPTION_SPECS } from "../../launcher/options";
+import { launchHelp, OptionError, optionsFromObject, parseLaunchFlags, OPTION_SPECS } from "../../launcher/contract";
 
 describe("%%launch flags", () => {
   it("reads --num_processes, -n, kebab-case and = forms", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LinePrefixer, renderPrefix } from "../../launcher/prefix";
+import { LinePrefixer, renderPrefix } from "../../launcher/group";
 
 const fields = { rank: 3, local_rank: 1, role_name: "default", node_rank: 1 };
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { randomBytes } from "crypto";
-import { decodeMessage, encodeMessage } from "../../launcher/protocol";
+import { decodeMessage, encodeMessage } from "../../launcher/contract";
 
 describe("worker <-> agent protocol", () => {
   const key = randomBytes(32);

@@ -1,7 +1,7 @@
 import { readFileSync } from "fs";
 import path from "path";
 import { describe, expect, it } from "vitest";
-import { OPTION_SPECS } from "../../launcher/options";
+import { OPTION_SPECS } from "../../launcher/contract";
 
 describe("README", () => {
   const readme = readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");

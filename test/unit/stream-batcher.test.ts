@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { StreamBatcher } from "../../kernel/stream-batcher";
+import { StreamBatcher } from "../../kernel/jupyter/stream-batcher";
 
 describe("StreamBatcher", () => {
   it("sends one message per stream per interval, not one per write", async () => {

@@ -1,0 +1,182 @@
+// The notebook session: tslab's own converter and executor run ordinary cells; this module wraps
+// them to record what each successful cell compiled to (for replay in workers) and to turn tslab's
+// console calls (diagnostics, errors, the trailing expression) into Jupyter outputs.
+import { inspect } from "util";
+import { createConverter, type Converter, type ConvertResult } from "tslab/dist/converter";
+import { createExecutor, type Executor } from "tslab/dist/executor";
+import { alignLines } from "./line-map";
+import { CompileError as ReportedCompileError, ReportedError, type CellError, type RecordedCell } from "../../launcher/contract";
+
+/** A cell source's first line equal to this keeps the cell out of the replay in workers. */
+export const NO_REPLAY_MARKER = "//%tslaunch:no-replay";
+
+export type CellOutcome =
+  | { ok: true; result?: unknown; hasResult: boolean }
+  | { ok: false; error: CellError };
+
+export interface Diagnostic {
+  line: number;
+  character: number;
+  message: string;
+}
+
+/** A cell or %%launch body that does not type-check: its diagnostics in cell lines. */
+export class CompileError extends ReportedCompileError {
+  constructor(readonly diagnostics: Diagnostic[], readonly firstLine: number) {
+    super(diagnostics.map((d) => `line ${d.line + firstLine - 1}, column ${d.character}: ${d.message}`).join("\n"));
+  }
+}
+
+/** Why tslab's executor called console.error: a diagnostic or an exception. */
+type ErrorSink = { diagnostics: Diagnostic[]; exception?: unknown };
+
+export class Session {
+  private readonly converter: Converter;
+  private readonly executor: Executor;
+  /** Declarations of every successful cell so far (tslab's "prevDecl"). */
+  private declarations = "";
+  private lastConverted: ConvertResult | null = null;
+  private sink: ErrorSink = { diagnostics: [] };
+  private lastExpression: { value: unknown } | null = null;
+  /** JavaScript of earlier successful cells, in execution order. */
+  readonly recorded: RecordedCell[] = [];
+  readonly sideOutputs = new Map<string, string>();
+
+  constructor(readonly cwd: string) {
+    this.converter = createConverter({ isJS: false, isBrowser: false });
+    const recordingConverter: Converter = {
+      ...this.converter,
+      convert: (prevDecl, src) => {
+        const result = this.converter.convert(prevDecl, src);
+        this.lastConverted = result;
+        return result;
+      },
+    };
+    let browser: Converter | undefined;
+    this.executor = createExecutor(
+      cwd,
+      {
+        node: recordingConverter,
+        get browser() {
+          return (browser ??= createConverter({ isJS: false, isBrowser: true }));
+        },
+        close: () => {
+          this.converter.close();
+          browser?.close();
+        },
+      },
+      {
+        // tslab logs a cell's trailing expression with console.log.
+        log: (value: unknown) => {
+          this.lastExpression = { value };
+        },
+        // ... and reports diagnostics ("%s%d:%d - %s") and exceptions with console.error.
+        error: (first: unknown, ...rest: unknown[]) => {
+          if (first === "%s%d:%d - %s") {
+            this.sink.diagnostics.push({ line: rest[1] as number, character: rest[2] as number, message: String(rest[3]) });
+          } else {
+            this.sink.exception = first;
+          }
+        },
+      },
+    );
+  }
+
+  /** Runs an ordinary cell through tslab's executor. */
+  async execute(code: string, executionCount: number): Promise<CellOutcome> {
+    this.sink = { diagnostics: [] };
+    this.lastExpression = null;
+    this.lastConverted = null;
+    this.runningCode = code;
+    const ok = await this.executor.execute(code).finally(() => (this.runningCode = null));
+    if (!ok) return { ok: false, error: this.errorFromSink() };
+    const converted = this.lastConverted as ConvertResult | null;
+    if (converted) {
+      if (converted.declOutput !== undefined) this.declarations = converted.declOutput;
+      for (const side of converted.sideOutputs ?? []) this.sideOutputs.set(side.path, side.data);
+      if (converted.output && !code.startsWith(NO_REPLAY_MARKER)) {
+        this.recorded.push({
+          executionCount,
+          js: converted.output,
+          async: Boolean(converted.hasToplevelAwait),
+          lastExpressionVar: converted.lastExpressionVar,
+          jsLineToCellLine: alignLines(converted.output, code),
+        });
+      }
+    }
+    const expr = this.lastExpression as { value: unknown } | null;
+    return { ok: true, hasResult: expr !== null, result: expr?.value };
+  }
+
+  /**
+   * Type-checks and transpiles a launch body against the session's declarations, without running
+   * it. `firstLine` is the body's first line in the cell (2 under a `%%launch` line).
+   */
+  compile(body: string, executionCount: number, firstLine: number): RecordedCell {
+    const converted = this.converter.convert(this.declarations, body);
+    if (converted.diagnostics.length > 0) {
+      throw new CompileError(
+        converted.diagnostics.map((d) => ({ line: d.start.line + 1, character: d.start.character + 1, message: d.messageText })),
+        firstLine,
+      );
+    }
+    for (const side of converted.sideOutputs ?? []) this.sideOutputs.set(side.path, side.data);
+    const js = converted.output ?? "";
+    return {
+      executionCount,
+      js,
+      async: Boolean(converted.hasToplevelAwait),
+      lastExpressionVar: converted.lastExpressionVar,
+      jsLineToCellLine: alignLines(js, body, firstLine),
+    };
+  }
+
+  /**
+   * For a function defined in the running cell: the cell line of each line of its compiled source
+   * (so a worker's stack can name the cell's lines), or null when it is not from this cell.
+   */
+  cellLinesOf(compiledSource: string): number[] | null {
+    const converted = this.lastConverted as ConvertResult | null;
+    const output = converted?.output;
+    if (!output || this.runningCode === null) return null;
+    const at = output.indexOf(compiledSource);
+    if (at < 0) return null;
+    const first = output.slice(0, at).split("\n").length - 1;
+    const map = alignLines(output, this.runningCode);
+    return compiledSource.split("\n").map((_, i) => map[first + i] ?? 0);
+  }
+
+  /** The source of the cell being executed (null between cells). */
+  private runningCode: string | null = null;
+
+  complete(code: string, cursor: number) {
+    return this.executor.complete(code, cursor);
+  }
+
+  inspect(code: string, cursor: number) {
+    return this.executor.inspect(code, cursor);
+  }
+
+  interrupt(): void {
+    this.executor.interrupt();
+  }
+
+  close(): void {
+    this.executor.close();
+  }
+
+  private errorFromSink(): CellError {
+    const { diagnostics, exception } = this.sink;
+    if (diagnostics.length > 0) {
+      const lines = diagnostics.map((d) => `line ${d.line}, column ${d.character}: ${d.message}`);
+      return { ename: "CompileError", evalue: lines[0], traceback: lines };
+    }
+    // A failed launch (LaunchError) carries its whole report: show it, not the kernel-side stack.
+    const reported = ReportedError.toCellError(exception);
+    if (reported) return reported;
+    if (exception instanceof Error) {
+      return { ename: exception.name || "Error", evalue: exception.message, traceback: (exception.stack ?? String(exception)).split("\n") };
+    }
+    return { ename: "Error", evalue: inspect(exception), traceback: [`Uncaught ${inspect(exception)}`] };
+  }
+}

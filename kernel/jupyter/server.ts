@@ -1,0 +1,109 @@
+// The kernel's five ZeroMQ sockets. Every socket is bound before its receive loop starts, and every
+// send goes through a SendQueue (zeromq.js allows one pending send per socket).
+import { Publisher, Reply, Router } from "zeromq";
+import { decode, encode, endpoint, newHeader, WireError, type ConnectionInfo, type IopubContents, type JupyterMessage, type ReplyContents } from "./wire";
+import { SendQueue } from "../../launcher/api";
+
+export type RequestHandler = (msg: JupyterMessage, channel: "shell" | "control") => Promise<void>;
+
+export class KernelServer {
+  private readonly shell = new Router({ sendHighWaterMark: 0 });
+  private readonly control = new Router({ sendHighWaterMark: 0 });
+  private readonly stdin = new Router();
+  // A PUB socket drops messages past its high-water mark (1000 by default) without a word: during
+  // a flood that is lost output. No limit: the send queue already holds them in order.
+  private readonly iopub = new Publisher({ sendHighWaterMark: 0 });
+  private readonly hb = new Reply();
+  private readonly queues: Record<"shell" | "control" | "stdin" | "iopub", SendQueue>;
+  private closed = false;
+
+  constructor(private readonly conn: ConnectionInfo, private readonly log: (s: string) => void) {
+    const onError = (err: unknown) => this.log(`send failed: ${String(err)}`);
+    this.queues = {
+      shell: new SendQueue(this.shell, onError),
+      control: new SendQueue(this.control, onError),
+      stdin: new SendQueue(this.stdin, onError),
+      iopub: new SendQueue(this.iopub, onError),
+    };
+  }
+
+  async start(onShell: RequestHandler, onControl: RequestHandler): Promise<void> {
+    await Promise.all([
+      this.shell.bind(endpoint(this.conn, "shell")),
+      this.control.bind(endpoint(this.conn, "control")),
+      this.stdin.bind(endpoint(this.conn, "stdin")),
+      this.iopub.bind(endpoint(this.conn, "iopub")),
+      this.hb.bind(endpoint(this.conn, "hb")),
+    ]);
+    void this.receive(this.shell, (m) => onShell(m, "shell"));
+    void this.receive(this.control, (m) => onControl(m, "control"));
+    void this.heartbeat();
+  }
+
+  private async receive(socket: Router, handle: (m: JupyterMessage) => Promise<void>): Promise<void> {
+    try {
+      for await (const frames of socket) {
+        let msg: JupyterMessage;
+        try {
+          msg = decode(this.conn.key, frames);
+        } catch (err) {
+          // A message we cannot verify is dropped: the spec says kernels must ignore them.
+          if (err instanceof WireError || err instanceof SyntaxError) this.log(`dropped message: ${err.message}`);
+          continue;
+        }
+        await handle(msg).catch((err) => this.log(`handler failed: ${err?.stack ?? err}`));
+      }
+    } catch (err) {
+      if (!this.closed) this.log(`receive loop ended: ${String(err)}`);
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      for await (const frames of this.hb) await this.hb.send(frames);
+    } catch {
+      // closed
+    }
+  }
+
+  /** A reply on the socket the request came in on. */
+  reply<T extends keyof ReplyContents>(channel: "shell" | "control", request: JupyterMessage<unknown>, msgType: T, content: ReplyContents[T]): void {
+    this.queues[channel].push(
+      encode(this.conn.key, {
+        identities: request.identities,
+        header: newHeader(msgType, request.header.session),
+        parent_header: request.header,
+        metadata: {},
+        content,
+      }),
+    );
+  }
+
+  publish<T extends keyof IopubContents>(msgType: T, content: IopubContents[T], parent: JupyterMessage<unknown> | null, metadata: Record<string, unknown> = {}): void {
+    this.queues.iopub.push(
+      encode(this.conn.key, {
+        // The topic frame: subscribers take everything, but a topic keeps ZeroMQ's filter happy.
+        identities: [Buffer.from(`kernel.${msgType}`)],
+        header: newHeader(msgType, parent?.header.session ?? "tslaunch"),
+        parent_header: parent?.header ?? {},
+        metadata,
+        content,
+      }),
+    );
+  }
+
+  /** Resolves once every queued iopub message has been handed to ZeroMQ. */
+  iopubFlushed(): Promise<void> {
+    return this.queues.iopub.flushed();
+  }
+
+  /** Resolves once every queued iopub and reply message has been handed to ZeroMQ. */
+  async flushed(): Promise<void> {
+    await Promise.all(Object.values(this.queues).map((q) => q.flushed()));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const socket of [this.shell, this.control, this.stdin, this.iopub, this.hb]) socket.close();
+  }
+}

@@ -1,0 +1,92 @@
+// The kernel as a launch host, once, for both ways a notebook launches: `%%launch` cells
+// (launch-cell.ts) and notebookLauncher()/debugLauncher() called in a cell. It supplies the session
+// the workers replay, refuses launches the device guard forbids, shows every launch event in the
+// running cell, and keeps the live view of the launch.
+import { noticeLine, restartLine, type ActiveLaunchHandle, type LaunchHost } from "../../launcher/api";
+import type { CellError, LaunchEvent, RecordedCell, WorkerSpec } from "../../launcher/contract";
+import type { CellOutput } from "../jupyter/cell-output";
+import type { Session } from "../cells/session";
+import type { DeviceGuard } from "./device-guard";
+import { LaunchView } from "./launch-view";
+
+export interface KernelSide {
+  session: Session;
+  guard: DeviceGuard;
+  /** The running cell: its execution count and code (the guard names cells). */
+  runningCell(): { executionCount: number; code: string };
+  /** Where the running cell's outputs go. */
+  output(): CellOutput;
+  /** The kernel's handle on the launch now running (interrupt, shutdown and exit stop it). */
+  setActive(launch: ActiveLaunchHandle | null): void;
+}
+
+export class KernelLaunchHost implements LaunchHost {
+  private view: LaunchView | null = null;
+
+  constructor(private readonly kernel: KernelSide) {}
+
+  get cwd(): string {
+    return this.kernel.session.cwd;
+  }
+
+  replay(): RecordedCell[] {
+    return this.kernel.session.recorded;
+  }
+
+  sideOutputs(): { path: string; data: string }[] {
+    return [...this.kernel.session.sideOutputs].map(([path, data]) => ({ path, data }));
+  }
+
+  executionCount(): number {
+    return this.kernel.runningCell().executionCount;
+  }
+
+  cellLinesOf(source: string): number[] | null {
+    return this.kernel.session.cellLinesOf(source);
+  }
+
+  checkBeforeLaunch(): void {
+    const { executionCount, code } = this.kernel.runningCell();
+    this.kernel.guard.checkBeforeLaunch(executionCount, code);
+  }
+
+  setActive(launch: ActiveLaunchHandle | null): void {
+    this.kernel.setActive(launch);
+  }
+
+  launchStarted(spec: WorkerSpec): void {
+    this.view = new LaunchView(spec, (content, update) => this.kernel.output().display(content, update));
+    this.view.open();
+  }
+
+  onEvent(event: LaunchEvent): void {
+    showLaunchEvent(event, this.kernel.output());
+    this.view?.onEvent(event);
+    if (event.type === "done") this.view = null;
+  }
+
+  launchFailed(error: CellError): void {
+    this.view?.abort(error.evalue);
+    this.view = null;
+  }
+}
+
+/** How a launch event shows in the cell: rank output as streams, worker displays, notices, restarts. */
+export function showLaunchEvent(event: LaunchEvent, output: CellOutput): void {
+  switch (event.type) {
+    case "output":
+      output.stream(event.name, event.text);
+      break;
+    case "display":
+      output.display({ ...event.display, metadata: { ...event.display.metadata, tslaunch: { rank: event.rank } } }, event.update);
+      break;
+    case "notice":
+      output.stream("stderr", noticeLine(event.text));
+      break;
+    case "restarting":
+      output.stream("stderr", restartLine(event));
+      break;
+    default:
+      break;
+  }
+}

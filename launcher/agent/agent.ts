@@ -1,0 +1,295 @@
+// The elastic agent of the launching node: runs the launch's attempts. Each attempt forms the world
+// (and publishes it), starts this node's worker group (and, across nodes, tells the joined agents to
+// start theirs), watches every monitor_interval, stops everything when a rank fails, and restarts
+// the whole world while restarts are left. Its life is one LaunchState, changed only in setState.
+// It knows nothing of Jupyter: it reports LaunchEvents, which the kernel turns into iopub messages
+// and the CLI into terminal lines.
+import { randomBytes } from "crypto";
+import net from "net";
+import os from "os";
+import path from "path";
+import { createLaunchDir, LogChannel, type LaunchDir } from "../channel";
+import {
+  describeFailure, writePayload,
+  type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchState, type NodeMessage, type RankFailure, type RunResult, type WorkerSpec, type World,
+} from "../contract";
+import { createStackMapper, decodeResult, formWorld, REMOTE_REPORT_MS, STOP_GRACE_MS, WorkerGroup } from "../group";
+import { RendezvousStore, rdzvSeconds, secretFrom, storeAddress, type JoinedNode } from "../rendezvous";
+
+/** True when nothing listens on host:port (so MASTER_PORT can be handed to the workers). */
+function portIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One launch: its attempts, and the resources that must not outlive it. */
+export class Launch {
+  private dir?: LaunchDir;
+  private channel?: LogChannel;
+  private store?: RendezvousStore;
+  private group?: WorkerGroup;
+  private state: LaunchState = "starting";
+  /** Set by interrupt()/stop(), or when Jupyter's SIGINT reached the workers. */
+  private stopRequested: LaunchOutcome | null = null;
+  private world: World | null = null;
+  /** The nodes that joined (node 0 not included), in node-rank order. */
+  private joined: JoinedNode[] = [];
+  private masterPort = 0;
+  private restartCount = 0;
+  private returnValues: unknown[] = [];
+  private readonly barriers = new Map<number, Set<number>>();
+  private readonly mapStack: (stack: string) => string;
+  private readonly started = performance.now();
+  /** Ends the monitor's current wait early (a worker closed, a node reported, a stop was asked). */
+  private wake: (() => void) | null = null;
+  private finished: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly spec: WorkerSpec, private readonly onEvent: (e: LaunchEvent) => void) {
+    this.mapStack = createStackMapper(spec.payload);
+  }
+
+  /** Ends the launch from outside (Jupyter's interrupt): every worker is stopped. */
+  interrupt(): void {
+    this.stopRequested ??= "interrupted";
+    this.wake?.();
+  }
+
+  /** Stops every worker and waits until the launch has ended. */
+  async stop(): Promise<void> {
+    this.interrupt();
+    await this.finished;
+  }
+
+  /** Synchronous last resort when the host process is exiting: SIGKILL everything, remove the folder. */
+  abortSync(): void {
+    this.group?.killSync();
+    this.store?.broadcast({ type: "stop", attempt: this.world?.attempt ?? 0 });
+    this.dir?.remove();
+  }
+
+  get pids(): number[] {
+    return this.group?.workers.flatMap((w) => (w.pid ? [w.pid] : [])) ?? [];
+  }
+
+  get currentState(): LaunchState {
+    return this.state;
+  }
+
+  run(): Promise<RunResult> {
+    const running = this.runAttempts();
+    this.finished = running.catch(() => {});
+    return running;
+  }
+
+  /** The one place the launch's state changes; every change is an event (the live view mirrors it). */
+  private setState(next: LaunchState): void {
+    if (next === this.state) return;
+    const previous = this.state;
+    this.state = next;
+    this.onEvent({ type: "launch-state", state: next, previous });
+  }
+
+  private clock = () => performance.now() - this.started;
+
+  private result(outcome: LaunchOutcome, failures: RankFailure[]): RunResult {
+    return {
+      outcome, failures, returnValues: this.returnValues, restarts: this.restartCount,
+      worldSize: this.world?.worldSize ?? this.spec.numProcesses + this.joined.reduce((n, j) => n + j.numProcesses, 0),
+      world: this.world, droppedMessages: (this.channel?.dropped ?? 0) + (this.store?.refused ?? 0),
+    };
+  }
+
+  private async runAttempts(): Promise<RunResult> {
+    const { options } = this.spec;
+    this.dir = await createLaunchDir();
+    let result: RunResult | undefined;
+    try {
+      this.channel = await LogChannel.open(`ipc://${this.dir.path}/agent.sock`, randomBytes(32), (m) => this.group?.onChannelMessage(m));
+      const payloadPath = path.join(this.dir.path, "payload.json");
+      writePayload(payloadPath, this.spec.payload);
+      if (options.numNodes > 1) {
+        this.setState("gathering");
+        try {
+          await this.gatherNodes();
+        } catch (err) {
+          // Interrupted while waiting for the other nodes: an interrupted launch, not a setup error.
+          if (!this.stopRequested) throw err;
+          return (result = this.result("interrupted", []));
+        }
+      } else this.masterPort = await this.pickMasterPort();
+      for (let attempt = 1; ; attempt++) {
+        const outcome = await this.runAttempt(attempt, payloadPath);
+        const failures = this.failuresInOrder();
+        if (outcome === "failed" && this.restartCount < options.maxRestarts && !this.stopRequested) {
+          this.restartCount++;
+          this.setState("restarting");
+          this.onEvent({
+            type: "restarting", restartCount: this.restartCount, maxRestarts: options.maxRestarts,
+            reason: `worker group failed: ${describeFailure(failures[0])}`,
+          });
+          continue;
+        }
+        return (result = this.result(outcome, failures));
+      }
+    } finally {
+      await this.group?.stop();
+      if (this.store) {
+        this.store.broadcast({ type: "finish", outcome: result?.outcome ?? "failed" });
+        await this.store.flushed();
+        this.store.close();
+      }
+      this.channel?.close();
+      this.dir.remove();
+      this.setState("done");
+      if (result) this.onEvent({ type: "done", result });
+    }
+  }
+
+  /** Single node: MASTER_PORT must be free for the workers; a busy one is replaced, and said so. */
+  private async pickMasterPort(): Promise<number> {
+    const o = this.spec.options;
+    if (await portIsFree(o.masterAddr, Number(o.usePort))) return Number(o.usePort);
+    const port = await freePort(o.masterAddr);
+    this.onEvent({ type: "notice", text: `use_port ${o.usePort} is busy on ${o.masterAddr}; the workers get MASTER_PORT=${port} instead.` });
+    return port;
+  }
+
+  /** Several nodes: host the store, wait for the other agents, hand them the session and body. */
+  private async gatherNodes(): Promise<void> {
+    const o = this.spec.options;
+    const secret = secretFrom(this.spec.secret);
+    this.masterPort = Number(o.usePort);
+    this.store = new RendezvousStore(secret, o, { onNodeMessage: (_node, m, b) => this.onNodeMessage(m, b) });
+    const { host, port, flag } = storeAddress(o);
+    await this.store.bind(host, port, flag);
+    this.onEvent({ type: "notice", text: `waiting for ${o.numNodes - 1} more node(s) to join at ${host}:${port} (${o.rdzvBackend} rendezvous, rdzv_id ${o.rdzvId})` });
+    this.joined = await this.store.gather(rdzvSeconds(o, "join_timeout", 600) * 1000, () => this.stopRequested !== null);
+    const world = this.formWorld(1);
+    this.store.welcome(world, this.spec.payload, this.spec.env ?? {});
+    const nodes = this.joined.map((n) => `node ${n.nodeRank} (${n.host}, ${n.numProcesses} process${n.numProcesses > 1 ? "es" : ""})`);
+    this.onEvent({ type: "notice", text: `${o.numNodes} nodes joined, world size ${world.worldSize}: node 0 (${os.hostname()}, ${this.spec.numProcesses}), ${nodes.join(", ")}` });
+  }
+
+  private formWorld(attempt: number): World {
+    const shares = [{ nodeRank: 0, numProcesses: this.spec.numProcesses }, ...this.joined.map((n) => ({ nodeRank: n.nodeRank, numProcesses: n.numProcesses }))];
+    return formWorld(this.spec.options, shares, { attempt, restartCount: this.restartCount, masterPort: this.masterPort });
+  }
+
+  private async runAttempt(attempt: number, payloadPath: string): Promise<LaunchOutcome> {
+    this.returnValues = [];
+    this.barriers.clear();
+    for (const n of this.joined) n.outcome = undefined;
+    const world = (this.world = this.formWorld(attempt));
+    this.onEvent({ type: "world", world });
+    this.group = new WorkerGroup(
+      {
+        options: this.spec.options, world, nodeRank: 0, payloadPath, cwd: this.spec.payload.cwd, env: this.spec.env,
+        execArgv: this.spec.execArgv, stopGraceMs: this.spec.stopGraceMs, mapStack: this.mapStack, clock: this.clock,
+      },
+      this.channel!,
+      {
+        onEvent: (e) => this.onGroupEvent(e),
+        onBarrier: (rank, seq) => this.onBarrier(rank, seq),
+        onChange: () => this.wake?.(),
+      },
+    );
+    this.setState("running");
+    this.group.start();
+    this.store?.broadcast({ type: "start", attempt, restartCount: this.restartCount, world });
+    return this.monitor(attempt);
+  }
+
+  /** Checks the world every monitor_interval until it succeeded, failed or was stopped. */
+  private async monitor(attempt: number): Promise<LaunchOutcome> {
+    const intervalMs = this.spec.options.monitorInterval * 1000;
+    const group = this.group!;
+    const remotes = this.joined;
+    const silentLimitMs = this.store ? rdzvSeconds(this.spec.options, "timeout", 30) * 1000 : Infinity;
+    for (;;) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, intervalMs);
+      });
+      this.wake = null;
+      if (group.interruptedBySignal) this.stopRequested ??= "interrupted";
+      const now = performance.now();
+      const lost = remotes.find((n) => !n.outcome && now - n.lastSeen > silentLimitMs);
+      if (lost) this.onEvent({ type: "notice", text: `node ${lost.nodeRank} (${lost.host}) stopped answering; treating its ranks as failed.` });
+      const remoteFailed = lost || remotes.some((n) => n.outcome?.attempt === attempt && n.outcome.outcome === "failed");
+      if (this.stopRequested || group.anyFailed || remoteFailed) {
+        if (lost) lost.outcome = { attempt, outcome: "failed", receivedAt: now, failures: [{ rank: lost.rankOffset, nodeRank: lost.nodeRank, exitCode: null, signal: null, error: { ename: "NodeLost", evalue: `node ${lost.nodeRank} stopped answering`, stack: "", phase: "body" } }] };
+        this.setState("stopping");
+        await this.stopWorld(attempt);
+        return this.stopRequested ?? "failed";
+      }
+      const remotesDone = remotes.every((n) => n.outcome?.attempt === attempt && n.outcome.outcome === "succeeded");
+      if (group.allSucceeded && remotesDone) return "succeeded";
+    }
+  }
+
+  private async stopWorld(attempt: number): Promise<void> {
+    this.store?.broadcast({ type: "stop", attempt });
+    await this.group?.stop();
+    // Give joined nodes a moment to report how their group ended (their failures belong in the report).
+    const deadline = performance.now() + (this.spec.stopGraceMs ?? STOP_GRACE_MS) + REMOTE_REPORT_MS;
+    while (this.joined.some((n) => n.outcome?.attempt !== attempt) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private failuresInOrder(): RankFailure[] {
+    const attempt = this.world?.attempt;
+    const local = this.group?.failures() ?? [];
+    const remote = this.joined.flatMap(({ outcome }) =>
+      outcome && outcome.attempt === attempt ? outcome.failures.map((f) => ({ ...f, endedAt: outcome.receivedAt - this.started })) : [],
+    );
+    return [...local, ...remote].sort((a, b) => (a.endedAt ?? 0) - (b.endedAt ?? 0));
+  }
+
+  private onGroupEvent(e: GroupEvent): void {
+    if (e.type === "result") this.returnValues[e.rank] = decodeResult(e.value);
+    else this.onEvent(e);
+  }
+
+  private onNodeMessage(m: NodeMessage, binary?: Buffer): void {
+    switch (m.type) {
+      case "event":
+        this.onEvent(m.event);
+        break;
+      case "result":
+        if (binary) this.returnValues[m.rank] = decodeResult(binary);
+        break;
+      case "barrier":
+        this.onBarrier(m.rank, m.seq);
+        break;
+      case "group":
+        this.wake?.();
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Barrier `seq` is released once every rank of the world has reached it. */
+  private onBarrier(rank: number, seq: number): void {
+    const arrived = this.barriers.get(seq) ?? new Set<number>();
+    arrived.add(rank);
+    this.barriers.set(seq, arrived);
+    if (!this.world || arrived.size < this.world.worldSize) return;
+    this.barriers.delete(seq);
+    this.group?.release(seq);
+    this.store?.broadcast({ type: "release", seq });
+  }
+}

@@ -1,0 +1,167 @@
+// `tslaunch agent`: joins a launch hosted by node 0 (a notebook cell or `tslaunch run` with
+// --num_nodes > 1), runs this node's workers for every attempt, and streams their output, states,
+// results and barriers back over ZeroMQ. It serves one launch after another until stopped.
+import { Dealer } from "zeromq";
+import { randomBytes } from "crypto";
+import { existsSync } from "fs";
+import os from "os";
+import path from "path";
+import { createLaunchDir, LogChannel, SendQueue, type LaunchDir } from "../channel";
+import { decodeMessage, encodeMessage, writePayload, type LaunchOptions, type NodeMessage, type StoreMessage, type World } from "../contract";
+import { createStackMapper, WorkerGroup } from "../group";
+import { storeAddress } from "../rendezvous";
+
+export interface NodeAgentSpec {
+  /** How to reach the store: the same flags node 0 was given. */
+  options: LaunchOptions;
+  numProcesses: number;
+  secret: Buffer;
+  /** Stop after one launch instead of serving the next. */
+  once?: boolean;
+  log(line: string): void;
+}
+
+const HEARTBEAT_MS = 1000;
+const JOIN_RETRY_MS = 1000;
+
+export class NodeAgent {
+  private stopped = false;
+  private socket?: Dealer;
+  private current?: { dir: LaunchDir; channel: LogChannel; group?: WorkerGroup };
+
+  constructor(private readonly spec: NodeAgentSpec) {}
+
+  stop(): void {
+    this.stopped = true;
+    this.current?.group?.killSync();
+    this.current?.dir.remove();
+    this.socket?.close();
+  }
+
+  /** Serves launches until stopped (or after one with `once`). Resolves with the last outcome. */
+  async serve(): Promise<string> {
+    let last = "none";
+    while (!this.stopped) {
+      last = await this.serveOne();
+      if (this.spec.once || last === "refused") break;
+    }
+    return last;
+  }
+
+  private async serveOne(): Promise<string> {
+    const { options, secret, log } = this.spec;
+    const { host, port } = storeAddress(options);
+    const socket = new Dealer({ routingId: `node-${randomBytes(6).toString("hex")}`, linger: 1000, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+    this.socket = socket;
+    socket.connect(`tcp://${host}:${port}`);
+    const queue = new SendQueue(socket);
+    const send = (m: NodeMessage, binary?: Buffer) => queue.push(encodeMessage(secret, m as never, binary));
+    const join = () => send({ type: "join", rdzvId: options.rdzvId, nodeRank: options.rdzvBackend === "static" ? options.nodeRank : null, numProcesses: this.spec.numProcesses, host: os.hostname() });
+    log(`joining ${options.rdzvBackend} rendezvous at ${host}:${port} (rdzv_id ${options.rdzvId}) with ${this.spec.numProcesses} process(es)`);
+    join();
+    let welcomed = false;
+    const joinTimer = setInterval(() => (welcomed ? undefined : join()), JOIN_RETRY_MS);
+    const heartbeat = setInterval(() => welcomed && send({ type: "heartbeat" }), HEARTBEAT_MS);
+    let welcome: Extract<StoreMessage, { type: "welcome" }> | undefined;
+    let payloadPath = "";
+    let outcome = "closed";
+    let lastRefusal = "";
+    try {
+      for await (const frames of socket) {
+        const decoded = decodeMessage<StoreMessage>(secret, frames);
+        if (!decoded) {
+          const refused = tryRefusal(frames);
+          if (refused?.fatal) {
+            log(`refused by the store: ${refused.reason}`);
+            return "refused";
+          }
+          // E.g. the previous launch's store, still closing: keep joining until the next one is up.
+          if (refused && refused.reason !== lastRefusal) log(`not admitted yet (${refused.reason}); retrying`);
+          lastRefusal = refused?.reason ?? lastRefusal;
+          continue;
+        }
+        const m = decoded.message;
+        if (m.type === "welcome") {
+          welcomed = true;
+          welcome = m;
+          const dir = await createLaunchDir();
+          const channel = await LogChannel.open(`ipc://${dir.path}/agent.sock`, randomBytes(32), (cm) => this.current?.group?.onChannelMessage(cm));
+          this.current = { dir, channel };
+          // The notebook's folder may not exist here: bare require() resolves from this agent's folder.
+          const payload = { ...m.payload, cwd: existsSync(m.payload.cwd) ? m.payload.cwd : process.cwd() };
+          payloadPath = path.join(dir.path, "payload.json");
+          writePayload(payloadPath, payload);
+          log(`joined as node ${m.nodeRank} of ${m.numNodes}: ranks ${m.rankOffset}..${m.rankOffset + this.spec.numProcesses - 1} of ${m.worldSize}`);
+        } else if (m.type === "start" && welcome && this.current) {
+          await this.current.group?.stop();
+          this.startGroup(welcome, payloadPath, m.attempt, m.world, send);
+        } else if (m.type === "release") {
+          this.current?.group?.release(m.seq);
+        } else if (m.type === "stop") {
+          await this.current?.group?.stop();
+        } else if (m.type === "finish") {
+          outcome = m.outcome;
+          log(`launch finished: ${m.outcome}`);
+          return outcome;
+        }
+      }
+      return outcome;
+    } finally {
+      clearInterval(joinTimer);
+      clearInterval(heartbeat);
+      await this.current?.group?.stop();
+      this.current?.channel.close();
+      this.current?.dir.remove();
+      this.current = undefined;
+      socket.close();
+    }
+  }
+
+  private startGroup(
+    welcome: Extract<StoreMessage, { type: "welcome" }>,
+    payloadPath: string,
+    attempt: number,
+    world: World,
+    send: (m: NodeMessage, binary?: Buffer) => void,
+  ): void {
+    const current = this.current!;
+    const started = performance.now();
+    let reported = false;
+    const group = new WorkerGroup(
+      {
+        options: welcome.options, world, nodeRank: welcome.nodeRank, payloadPath, cwd: process.cwd(), mapStack: createStackMapper(welcome.payload), env: welcome.env,
+        clock: () => performance.now() - started,
+      },
+      current.channel,
+      {
+        onEvent: (e) => (e.type === "result" ? send({ type: "result", rank: e.rank }, e.value) : send({ type: "event", event: e })),
+        onBarrier: (rank, seq) => send({ type: "barrier", rank, seq }),
+        onChange: () => {
+          if (reported) return;
+          if (group.anyFailed) {
+            reported = true;
+            void group.stop().then(() => send({ type: "group", attempt, outcome: "failed", failures: group.failures() }));
+          } else if (group.allSucceeded) {
+            reported = true;
+            send({ type: "group", attempt, outcome: "succeeded", failures: [] });
+          } else if (group.allClosed) {
+            reported = true;
+            send({ type: "group", attempt, outcome: "stopped", failures: group.failures() });
+          }
+        },
+      },
+    );
+    current.group = group;
+    group.start();
+  }
+}
+
+function tryRefusal(frames: Buffer[]): { reason: string; fatal: boolean } | null {
+  if (frames.length !== 1) return null;
+  try {
+    const m = JSON.parse(frames[0].toString("utf8")) as StoreMessage;
+    return m.type === "refused" ? { reason: m.reason, fatal: m.fatal } : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,14 @@
+// The API face: what the kernel, the CLI and users reach. Everything a launch needs from outside
+// the launcher goes through here or through the contract.
+export * from "./run-launch";
+export * from "./launch-host";
+export * from "./notebook-launcher";
+export * from "./error-report";
+export { debugModeEnabled, DEBUG_MODE_ENV } from "./debug-probe";
+export { printLaunchEvent, noticeLine, restartLine } from "./terminal-output";
+export { scriptPayload } from "./script-payload";
+export { Launch, NodeAgent } from "../agent";
+export { SendQueue } from "../channel";
+export { scanProcess, describeEvidence, watchLists, type Evidence, type WatchLists } from "../devices";
+export { renderPrefix } from "../group";
+export { state, waitForEveryone, onMainProcess, onLocalMainProcess, print, type DistributedState } from "../worker";

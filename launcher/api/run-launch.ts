@@ -1,0 +1,53 @@
+// The one entry path every launch takes: a `%%launch` cell, notebookLauncher()/debugLauncher() and
+// `tslaunch run` all come here (as torch's `launch_agent` is where torchrun and elastic_launch meet).
+// Steps: resolve the process count → the device guard → the ACCELERATE_DEBUG_MODE probe → open the
+// view → run the launch → the report. The host (launch-host.ts) says where the session comes from
+// and where events show.
+import { Launch } from "../agent";
+import { LaunchError, ReportedError, type LaunchOptions, type LaunchPayload, type RunResult, type Surface, type WorkerSpec } from "../contract";
+import { resolveNumProcesses } from "../devices";
+import { debugModeEnabled, runDebugProbe } from "./debug-probe";
+import { buildErrorReport } from "./error-report";
+import type { LaunchHooks } from "./launch-host";
+
+export interface LaunchRequest {
+  options: LaunchOptions;
+  payload: LaunchPayload;
+  /** Where the options came from: error messages use its words. */
+  surface: Surface;
+  /** Environment for this launch only (on top of the host's workerEnv). */
+  env?: Record<string, string>;
+  /** The shared secret for launches across nodes (else TSLAUNCH_SECRET). */
+  secret?: string;
+}
+
+/**
+ * Runs a launch to its end. Resolves with the result when every rank succeeded; rejects with a
+ * LaunchError carrying the one report otherwise, and with a ReportedError (OptionError,
+ * DeviceGuardError, ProbeError, RendezvousError) when the launch could not start.
+ */
+export async function runLaunch(request: LaunchRequest, host: LaunchHooks): Promise<RunResult> {
+  const { options, payload } = request;
+  const numProcesses = resolveNumProcesses(options, request.surface);
+  host.checkBeforeLaunch?.();
+  const spec: WorkerSpec = {
+    options, numProcesses, payload, env: { ...host.workerEnv, ...request.env }, execArgv: host.execArgv, secret: request.secret,
+  };
+  if (debugModeEnabled()) {
+    const notice = await runDebugProbe(spec, (e) => host.onEvent(e), (l) => host.setActive(l));
+    host.onEvent({ type: "notice", text: notice });
+  }
+  host.launchStarted?.(spec);
+  const launch = new Launch(spec, (event) => host.onEvent(event));
+  host.setActive(launch);
+  try {
+    const result = await launch.run();
+    if (result.outcome === "succeeded") return result;
+    throw new LaunchError(buildErrorReport(result), result);
+  } catch (err) {
+    if (!(err instanceof LaunchError)) host.launchFailed?.(ReportedError.toCellError(err) ?? { ename: "Error", evalue: String(err), traceback: [String(err)] });
+    throw err;
+  } finally {
+    host.setActive(null);
+  }
+}

@@ -1,0 +1,54 @@
+// notebookLauncher from a plain Node script (no kernel). Like torch.multiprocessing's spawn, every
+// worker re-runs the script's main module; its notebookLauncher call does not launch again but
+// hands over the function, which the worker then calls with the shipped arguments.
+import path from "path";
+import { ENV, REPLAYING, UsageError } from "../contract";
+import type { LaunchHost } from "./launch-host";
+import { printLaunchEvent } from "./terminal-output";
+
+const CALLS = Symbol.for("tslaunch.scriptCalls");
+
+let callsMade = 0;
+
+/**
+ * In a script's worker, the script's own notebookLauncher calls land here. Calls before the one
+ * being launched resolve to [] (their launch already happened in the parent); the launched one
+ * registers its function and never resolves, so the script stops there while the worker runs it.
+ */
+export function workerSideCall(fn: Function, _args: unknown[]): Promise<unknown[]> | null {
+  const target = process.env[ENV.scriptCall];
+  if (target === undefined) {
+    if (process.env[ENV.inWorker] !== "1") return null;
+    // A cell that launched in the kernel is replayed in the workers: its launch already happened.
+    if ((globalThis as Record<symbol, unknown>)[REPLAYING] === true) return Promise.resolve([]);
+    throw new UsageError("notebookLauncher cannot start a launch from inside a worker: launch from the notebook (or the script's main process).");
+  }
+  const index = callsMade++;
+  if (index < Number(target)) return Promise.resolve([]);
+  const slots = ((globalThis as Record<symbol, Function[]>)[CALLS] ??= []);
+  slots[index] = fn;
+  return new Promise(() => {});
+}
+
+/**
+ * The host for a script's launch. Created at the top of every notebookLauncher call, before the
+ * options are checked, so the parent numbers its calls exactly as the workers do.
+ */
+export function scriptHost(): LaunchHost {
+  const main = require.main?.filename ?? process.argv[1];
+  const call = callsMade++;
+  if (!main) throw new Error("notebookLauncher outside a kernel needs a main script to re-run in the workers (node script.js)");
+  return {
+    cwd: process.cwd(),
+    replay: () => [
+      { executionCount: 0, js: `require(${JSON.stringify(path.resolve(main))});`, async: false, jsLineToCellLine: [] },
+    ],
+    sideOutputs: () => [],
+    executionCount: () => 0,
+    locateFunction: () => `globalThis[Symbol.for("tslaunch.scriptCalls")][${call}]`,
+    workerEnv: { [ENV.scriptCall]: String(call) },
+    execArgv: process.execArgv,
+    onEvent: printLaunchEvent,
+    setActive: () => {},
+  };
+}

@@ -1,0 +1,69 @@
+// The agent's end of the log channel: one ZeroMQ ROUTER in the launch folder that every worker's
+// DEALER connects to. It verifies each message's signature (forged or unsigned ones are dropped
+// and counted) and acknowledges a worker's end of stream so the worker can exit without losing
+// queued output.
+import { Router } from "zeromq";
+import { SendQueue } from "./send-queue";
+import { decodeMessage, encodeMessage, type AgentMessage, type WorkerMessage } from "../contract";
+
+export interface ChannelMessage {
+  /** The worker's routing id, e.g. "rank2-pid1234". */
+  from: string;
+  message: WorkerMessage;
+  binary?: Buffer;
+}
+
+export class LogChannel {
+  private readonly socket = new Router({ linger: 0, receiveHighWaterMark: 0 });
+  // Acks and barrier releases; a worker that is gone is simply not answered.
+  private readonly outbox = new SendQueue(this.socket);
+  private closed = false;
+  /** Messages dropped because their signature was missing or wrong. */
+  dropped = 0;
+
+  private constructor(readonly endpoint: string, private readonly key: Buffer) {}
+
+  /** The key workers sign with (handed to them in their environment). */
+  get keyHex(): string {
+    return this.key.toString("hex");
+  }
+
+  /** Binds before the receive loop starts, so no early message is missed. */
+  static async open(endpoint: string, key: Buffer, onMessage: (m: ChannelMessage) => void): Promise<LogChannel> {
+    const channel = new LogChannel(endpoint, key);
+    await channel.socket.bind(endpoint);
+    void channel.receive(onMessage);
+    return channel;
+  }
+
+  private async receive(onMessage: (m: ChannelMessage) => void): Promise<void> {
+    try {
+      for await (const [identity, ...frames] of this.socket) {
+        const decoded = decodeMessage(this.key, frames);
+        if (!decoded) {
+          this.dropped++;
+          continue;
+        }
+        if (decoded.message.type === "eos") this.send(identity, encodeMessage(this.key, { type: "ack" }));
+        onMessage({ from: identity.toString(), message: decoded.message, binary: decoded.binary });
+      }
+    } catch (err) {
+      if (!this.closed) throw err;
+    }
+  }
+
+  /** A message to one worker, by its routing id. */
+  sendTo(routingId: string, message: AgentMessage): void {
+    this.send(Buffer.from(routingId), encodeMessage(this.key, message));
+  }
+
+  private send(to: Buffer, frames: Buffer[]): void {
+    this.outbox.push([to, ...frames]);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.outbox.close();
+    this.socket.close();
+  }
+}

@@ -1,0 +1,100 @@
+// The worker's end of the log channel: a ZeroMQ DEALER to the agent's ROUTER. Output is batched
+// (one message per ~10 ms or 256 KiB per stream) because one ZeroMQ message per line is 5-8x slower
+// (../shared/anchors, "zeromq PUSH/PULL unbatched").
+import { Dealer } from "zeromq";
+import { SendQueue } from "./send-queue";
+import { decodeMessage, encodeMessage, type AgentMessage, type WorkerMessage } from "../contract";
+
+const FLUSH_MS = 10;
+const FLUSH_BYTES = 256 * 1024;
+
+export class WorkerChannel {
+  private readonly socket: Dealer;
+  private readonly queue: SendQueue;
+  private buffers: Record<"stdout" | "stderr", string[]> = { stdout: [], stderr: [] };
+  private bufferedBytes = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
+  /** Which stream was written last: keeps stdout/stderr interleaving close to the write order. */
+  private lastStream: "stdout" | "stderr" | null = null;
+
+  private acked: () => void = () => {};
+  private readonly ackReceived = new Promise<void>((resolve) => (this.acked = resolve));
+  private readonly releases = new Map<number, () => void>();
+
+  constructor(endpoint: string, private readonly key: Buffer, routingId: string) {
+    // linger: zeromq.js still drops queued messages on exit (the anchors saw 5-10 % lost over ipc),
+    // which is why `finish()` waits for the agent's ack instead of trusting linger.
+    this.socket = new Dealer({ routingId, linger: 2000, sendHighWaterMark: 0 });
+    this.socket.connect(endpoint);
+    this.queue = new SendQueue(this.socket);
+    void this.receive();
+  }
+
+  /** Resolves when the agent releases barrier `seq` (every rank has reached it). */
+  waitForRelease(seq: number): Promise<void> {
+    return new Promise((resolve) => this.releases.set(seq, resolve));
+  }
+
+  private async receive(): Promise<void> {
+    try {
+      for await (const frames of this.socket) {
+        const decoded = decodeMessage<AgentMessage>(this.key, frames);
+        if (!decoded) continue;
+        const m = decoded.message;
+        if (m.type === "ack") this.acked();
+        else if (m.type === "release") {
+          this.releases.get(m.seq)?.();
+          this.releases.delete(m.seq);
+        }
+      }
+    } catch {
+      // socket closed
+    }
+  }
+
+  send(message: WorkerMessage, binary?: Buffer): void {
+    this.flushStreams();
+    this.enqueue(encodeMessage(this.key, message, binary));
+  }
+
+  /** Called for every write to process.stdout / process.stderr. */
+  write(name: "stdout" | "stderr", text: string): void {
+    if (!text) return;
+    if (this.lastStream && this.lastStream !== name) this.flushStreams();
+    this.lastStream = name;
+    this.buffers[name].push(text);
+    this.bufferedBytes += text.length;
+    if (this.bufferedBytes >= FLUSH_BYTES) this.flushStreams();
+    else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flushStreams(), FLUSH_MS);
+  }
+
+  flushStreams(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    for (const name of ["stdout", "stderr"] as const) {
+      const parts = this.buffers[name];
+      if (parts.length === 0) continue;
+      this.buffers[name] = [];
+      this.enqueue(encodeMessage(this.key, { type: "stream", name, text: parts.join("") }));
+    }
+    this.bufferedBytes = 0;
+  }
+
+  /** Sends end-of-stream and waits until the agent acknowledged everything (or the timeout). */
+  async finish(timeoutMs = 10_000): Promise<boolean> {
+    this.send({ type: "eos" });
+    await this.queue.flushed();
+    const acked = await Promise.race([
+      this.ackReceived.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref()),
+    ]);
+    this.socket.close();
+    return acked;
+  }
+
+  private enqueue(frames: Buffer[]): void {
+    this.queue.push(frames);
+  }
+}

@@ -1,0 +1,8 @@
+// The contract: what every part of a launch agrees on. It imports nothing outside this folder.
+export * from "./errors";
+export * from "./launch-error";
+export * from "./options";
+export * from "./payload";
+export * from "./protocol";
+export * from "./node-protocol";
+export * from "./vocabulary";

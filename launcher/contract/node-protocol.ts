@@ -1,0 +1,31 @@
+// The node <-> node protocol of a launch across nodes: what a joined agent (`tslaunch agent`) and
+// the store hosted by node 0 say to each other. Signed like the worker protocol (protocol.ts), with
+// the launch's shared secret.
+import type { LaunchOptions } from "./options";
+import type { LaunchPayload } from "./payload";
+import type { GroupEvent, RankFailure, World } from "./vocabulary";
+
+/** Node -> store. */
+export type NodeMessage =
+  | { type: "join"; rdzvId: string; nodeRank: number | null; numProcesses: number; host: string }
+  | { type: "event"; event: Exclude<GroupEvent, { type: "result" }> }
+  | { type: "result"; rank: number }
+  | { type: "barrier"; rank: number; seq: number }
+  | { type: "group"; attempt: number; outcome: "succeeded" | "failed" | "stopped"; failures: RankFailure[] }
+  | { type: "heartbeat" };
+
+/** Store -> node. */
+export type StoreMessage =
+  | {
+      type: "welcome"; nodeRank: number; numNodes: number; rankOffset: number; worldSize: number; options: LaunchOptions; payload: LaunchPayload;
+      /** The launch's extra worker environment (function API call index, debugLauncher's CPU-only settings). */
+      env: Record<string, string>;
+    }
+  /** Start this attempt's workers: the world says which ranks are this node's, with their prefixes. */
+  | { type: "start"; attempt: number; restartCount: number; world: World }
+  | { type: "release"; seq: number }
+  | { type: "stop"; attempt: number }
+  | { type: "finish"; outcome: string }
+  /** `fatal`: the agent's own settings are wrong (secret, rdzv_id); else it may try again later. */
+  | { type: "refused"; reason: string; fatal: boolean };
+

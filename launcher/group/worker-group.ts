@@ -1,0 +1,194 @@
+// One node's worker processes for one attempt: where a worker is spawned, where its output is read
+// (stdout/stderr pipes and the log channel) and prefixed, and how the group is stopped. The agent
+// (agent.ts for the launching node, node-agent.ts for a joined node) decides when.
+import { spawn, type ChildProcess } from "child_process";
+import { deserialize } from "v8";
+import path from "path";
+import type { LogChannel, ChannelMessage } from "../channel";
+import { ENV, type GroupEvent, type LaunchOptions, type RankFailure, type WorkerInfo, type World } from "../contract";
+import { visibleAccelerators } from "../devices";
+import { LinePrefixer } from "./prefix";
+import { workerEnvironment } from "./worker-env";
+import { killProcessesSync, stopProcesses, STOP_GRACE_MS } from "./stop";
+
+export interface GroupSpec {
+  options: LaunchOptions;
+  /** The attempt's world, as the agent formed it: this group runs the ranks placed on `nodeRank`. */
+  world: World;
+  nodeRank: number;
+  payloadPath: string;
+  cwd: string;
+  env?: Record<string, string>;
+  execArgv?: string[];
+  stopGraceMs?: number;
+  /** Maps a worker's stack to cell lines. */
+  mapStack(stack: string): string;
+  /** Milliseconds since the launch began. */
+  clock(): number;
+}
+
+const WORKER_MAIN = path.join(__dirname, "..", "worker", "worker-main.js");
+
+type RunningWorker = WorkerInfo & { child?: ChildProcess; closed: boolean; prefixers: Record<string, LinePrefixer>; routingId?: string };
+
+export class WorkerGroup {
+  readonly workers: RunningWorker[] = [];
+  private stopping = false;
+
+  constructor(
+    private readonly spec: GroupSpec,
+    private readonly channel: LogChannel,
+    private readonly hooks: { onEvent(e: GroupEvent): void; onBarrier(rank: number, seq: number): void; onChange(): void },
+  ) {}
+
+  start(): void {
+    const { options, world, nodeRank } = this.spec;
+    const mine = world.ranks.filter((r) => r.nodeRank === nodeRank);
+    const restartCount = world.restartCount;
+    // One accelerator per local rank: each worker sees only its own (unless the launch hides them all,
+    // as debugLauncher does). More ranks than devices share them round-robin, which the
+    // ACCELERATE_DEBUG_MODE probe reports.
+    const devices = this.spec.env?.CUDA_VISIBLE_DEVICES !== undefined ? [] : visibleAccelerators().ids;
+    for (const { rank, localRank, prefix } of mine) {
+      const env = {
+        ...process.env,
+        ...workerEnvironment(options, { rank, localRank, localWorldSize: mine.length, worldSize: world.worldSize, nodeRank, restartCount, masterPort: world.masterPort }),
+        ...(devices.length > 0 ? { CUDA_VISIBLE_DEVICES: devices[localRank % devices.length], TSLAUNCH_DEVICE: `cuda:${devices[localRank % devices.length]}` } : {}),
+        ...this.spec.env,
+        [ENV.endpoint]: this.channel.endpoint,
+        [ENV.key]: this.channel.keyHex,
+        [ENV.payload]: this.spec.payloadPath,
+        [ENV.inWorker]: "1",
+      };
+      // Not detached: workers stay in the kernel's process group, so Jupyter's interrupt (a SIGINT
+      // to the group) reaches them too. fd 3 is the lifeline (see worker-main).
+      const child = spawn(process.execPath, [...(this.spec.execArgv ?? []), WORKER_MAIN], {
+        env, cwd: this.spec.cwd, stdio: ["ignore", "pipe", "pipe", "pipe"],
+      });
+      const worker: RunningWorker = {
+        rank, localRank, nodeRank, pid: child.pid, state: "starting", exitCode: null, signal: null, child, closed: false, restartCount,
+        routingId: child.pid ? `rank${rank}-pid${child.pid}` : undefined,
+        prefixers: { stdout: new LinePrefixer(prefix), stderr: new LinePrefixer(prefix), "chan:stdout": new LinePrefixer(prefix), "chan:stderr": new LinePrefixer(prefix) },
+      };
+      this.workers.push(worker);
+      for (const name of ["stdout", "stderr"] as const) {
+        child[name]!.setEncoding("utf8");
+        child[name]!.on("data", (text: string) => this.emitOutput(worker, name, name, text));
+      }
+      child.on("error", (err) => {
+        worker.error ??= { ename: err.name, evalue: err.message, stack: err.stack ?? err.message, phase: "body" };
+      });
+      child.on("close", (code, signal) => this.onClose(worker, code, signal));
+      if (child.pid) this.hooks.onEvent({ type: "started", rank, pid: child.pid, restartCount, nodeRank });
+      this.emitState(worker);
+    }
+  }
+
+  private onClose(worker: RunningWorker, code: number | null, signal: NodeJS.Signals | null): void {
+    for (const name of ["stdout", "stderr"] as const) {
+      this.flushPartial(worker, name, name);
+      this.flushPartial(worker, `chan:${name}`, name);
+    }
+    worker.closed = true;
+    worker.exitCode = code;
+    worker.signal = signal;
+    worker.endedAt = this.spec.clock();
+    // Jupyter's interrupt signals the whole process group: a worker killed by SIGINT was interrupted.
+    if (signal === "SIGINT") this.interruptedBySignal = true;
+    worker.state = code === 0 ? "succeeded" : worker.state === "stopped" || this.stopping || signal === "SIGINT" ? "stopped" : "failed";
+    this.emitState(worker);
+    this.hooks.onChange();
+  }
+
+  /** True once a worker died of SIGINT (Jupyter interrupts the process group). */
+  interruptedBySignal = false;
+
+  get anyFailed(): boolean {
+    return this.workers.some((w) => w.state === "failed");
+  }
+
+  get allSucceeded(): boolean {
+    return this.workers.every((w) => w.closed && w.state === "succeeded");
+  }
+
+  get allClosed(): boolean {
+    return this.workers.every((w) => w.closed);
+  }
+
+  failures(): RankFailure[] {
+    return this.workers
+      .filter((w) => w.state === "failed")
+      .map((w) => ({ rank: w.rank, nodeRank: w.nodeRank, exitCode: w.exitCode, signal: w.signal, error: w.error, endedAt: w.endedAt }));
+  }
+
+  /** Stops every live worker (see stop.ts); resolves when all are closed. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const w of this.workers) if (!w.closed && w.state !== "failed") w.state = "stopped";
+    await stopProcesses(this.workers, this.spec.stopGraceMs ?? STOP_GRACE_MS);
+  }
+
+  /** Synchronous last resort when the host process is exiting (see stop.ts). */
+  killSync(): void {
+    killProcessesSync(this.workers);
+  }
+
+  /** Lets this node's workers past barrier `seq`. */
+  release(seq: number): void {
+    for (const w of this.workers) if (w.routingId && !w.closed) this.channel.sendTo(w.routingId, { type: "release", seq });
+  }
+
+  /** Messages from this group's workers (the agent routes by routing id). */
+  owns(from: string): boolean {
+    return this.workers.some((w) => w.routingId === from);
+  }
+
+  onChannelMessage({ from, message, binary }: ChannelMessage): void {
+    const worker = this.workers.find((w) => w.routingId === from);
+    if (!worker) return;
+    switch (message.type) {
+      case "hello":
+        if (worker.state === "starting") {
+          worker.state = "running";
+          this.emitState(worker);
+        }
+        break;
+      case "stream":
+        this.emitOutput(worker, `chan:${message.name}`, message.name, message.text);
+        break;
+      case "display":
+        this.hooks.onEvent({ type: "display", rank: worker.rank, display: message.display, update: message.update });
+        break;
+      case "result":
+        if (binary) this.hooks.onEvent({ type: "result", rank: worker.rank, value: binary });
+        break;
+      case "error":
+        worker.error = { ...message.error, stack: this.spec.mapStack(message.error.stack) };
+        break;
+      case "barrier":
+        this.hooks.onBarrier(worker.rank, message.seq);
+        break;
+      case "eos":
+        break;
+    }
+  }
+
+  private emitOutput(worker: RunningWorker, source: string, name: "stdout" | "stderr", text: string): void {
+    const out = worker.prefixers[source].push(text);
+    if (out) this.hooks.onEvent({ type: "output", rank: worker.rank, name, text: out });
+  }
+
+  private flushPartial(worker: RunningWorker, source: string, name: "stdout" | "stderr"): void {
+    const out = worker.prefixers[source].end();
+    if (out) this.hooks.onEvent({ type: "output", rank: worker.rank, name, text: out });
+  }
+
+  private emitState(worker: RunningWorker): void {
+    const { child: _c, prefixers: _p, closed: _cl, routingId: _r, ...info } = worker;
+    this.hooks.onEvent({ type: "state", worker: { ...info } });
+  }
+}
+
+export function decodeResult(value: Buffer): unknown {
+  return deserialize(value);
+}

@@ -1,0 +1,186 @@
+// Rendezvous for launches across nodes. The launching node (node 0: the notebook, or `tslaunch run`)
+// hosts the store, a ZeroMQ ROUTER: at master_addr:use_port for `static`, at rdzv_endpoint (default
+// port 29400) for `c10d`. Other nodes run `tslaunch agent`, which joins, receives the session and
+// the body, runs its workers and streams their events back. Every message is signed with the shared
+// secret (HMAC-SHA256); a peer without it gets one unsigned `refused` message and nothing else.
+import { Router } from "zeromq";
+import { decodeMessage, encodeMessage, RendezvousError, type LaunchOptions, type LaunchPayload, type NodeMessage, type RankFailure, type StoreMessage, type World } from "../contract";
+import { SendQueue } from "../channel";
+
+export const DEFAULT_C10D_PORT = 29400;
+export const SECRET_ENV = "TSLAUNCH_SECRET";
+
+/** Where the store listens, from the options. */
+export function storeAddress(o: LaunchOptions): { host: string; port: number; flag: string } {
+  if (o.rdzvBackend === "c10d") {
+    const ep = o.rdzvEndpoint || `${o.masterAddr}:${DEFAULT_C10D_PORT}`;
+    const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(ep.trim());
+    if (!m) throw new RendezvousError(`--rdzv_endpoint must be HOST or HOST:PORT, got ${JSON.stringify(ep)}. Example: --rdzv_endpoint 127.0.0.1:29400`);
+    return { host: m[1], port: m[2] ? Number(m[2]) : DEFAULT_C10D_PORT, flag: "--rdzv_endpoint" };
+  }
+  return { host: o.masterAddr, port: Number(o.usePort), flag: "--use_port" };
+}
+
+export function secretFrom(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): Buffer {
+  const secret = explicit ?? env[SECRET_ENV];
+  if (!secret) {
+    throw new RendezvousError(
+      `a launch across nodes needs a shared secret so that no other peer can join it: set ${SECRET_ENV} (the same value on every node)` +
+        ` or pass --secret to tslaunch agent / tslaunch run.`,
+    );
+  }
+  return Buffer.from(secret, "utf8");
+}
+
+export interface JoinedNode {
+  id: string;
+  nodeRank: number;
+  numProcesses: number;
+  rankOffset: number;
+  host: string;
+  lastSeen: number;
+  /** The node's report for the current attempt, once its group ended. */
+  outcome?: { attempt: number; outcome: "succeeded" | "failed" | "stopped"; failures: RankFailure[]; receivedAt: number };
+}
+
+/** The store, hosted by node 0 for one launch. */
+export class RendezvousStore {
+  private readonly socket = new Router({ linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
+  private readonly outbox = new SendQueue(this.socket);
+  private closed = false;
+  readonly nodes = new Map<string, JoinedNode>();
+  /** Messages dropped because they were not signed with the secret. */
+  refused = 0;
+  private joinWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly secret: Buffer,
+    private readonly o: LaunchOptions,
+    private readonly hooks: { onNodeMessage(node: JoinedNode, m: NodeMessage, binary?: Buffer): void },
+  ) {}
+
+  async bind(host: string, port: number, flag: string): Promise<void> {
+    try {
+      await this.socket.bind(`tcp://${host}:${port}`);
+    } catch (err) {
+      this.socket.close();
+      throw new RendezvousError(
+        `cannot host the rendezvous store on ${host}:${port} (${(err as Error).message}). The port is busy or the address is not this machine's: ` +
+          `pick another with ${flag}${flag === "--use_port" ? " 29501" : " HOST:29401"} on every node.`,
+      );
+    }
+    void this.receive();
+  }
+
+  private async receive(): Promise<void> {
+    try {
+      for await (const [identity, ...frames] of this.socket) {
+        const decoded = decodeMessage<NodeMessage>(this.secret, frames);
+        const id = identity.toString("hex");
+        if (!decoded) {
+          this.refused++;
+          // Unsigned on purpose: the peer does not have the secret to check a signed one.
+          this.push([identity, Buffer.from(JSON.stringify({ type: "refused", reason: "the message was not signed with this launch's shared secret", fatal: true }))]);
+          continue;
+        }
+        const m = decoded.message;
+        if (m.type === "join") {
+          this.onJoin(identity, id, m);
+          continue;
+        }
+        const node = this.nodes.get(id);
+        if (!node) continue;
+        node.lastSeen = performance.now();
+        if (m.type === "group") node.outcome = { attempt: m.attempt, outcome: m.outcome, failures: m.failures, receivedAt: performance.now() };
+        this.hooks.onNodeMessage(node, m, decoded.binary);
+      }
+    } catch (err) {
+      if (!this.closed) throw err;
+    }
+  }
+
+  private onJoin(identity: Buffer, id: string, m: Extract<NodeMessage, { type: "join" }>): void {
+    const refuse = (reason: string, fatal = false) => this.sendRaw(identity, { type: "refused", reason, fatal });
+    if (this.nodes.has(id)) return; // a repeated join while the welcome was on its way
+    if (m.rdzvId !== this.o.rdzvId) return refuse(`rdzv_id ${JSON.stringify(m.rdzvId)} does not match this launch's ${JSON.stringify(this.o.rdzvId)}`, true);
+    if (this.nodes.size >= this.o.numNodes - 1) return refuse(`the launch already has its ${this.o.numNodes} nodes`);
+    const taken = new Set([0, ...[...this.nodes.values()].map((n) => n.nodeRank)]);
+    let nodeRank: number;
+    if (this.o.rdzvBackend === "static") {
+      if (m.nodeRank === null || m.nodeRank < 1 || m.nodeRank >= this.o.numNodes || taken.has(m.nodeRank)) {
+        return refuse(`node_rank ${m.nodeRank} is not free: static rendezvous needs a distinct --node_rank from 1 to ${this.o.numNodes - 1} on each joining node`);
+      }
+      nodeRank = m.nodeRank;
+    } else {
+      nodeRank = 1;
+      while (taken.has(nodeRank)) nodeRank++; // c10d: node ranks in join order
+    }
+    this.nodes.set(id, { id, nodeRank, numProcesses: m.numProcesses, rankOffset: 0, host: m.host, lastSeen: performance.now() });
+    for (const w of this.joinWaiters.splice(0)) w();
+  }
+
+  /** Waits until every node joined (join_timeout); resolves to the joined nodes (not node 0). */
+  async gather(joinTimeoutMs: number, interrupted: () => boolean): Promise<JoinedNode[]> {
+    const deadline = performance.now() + joinTimeoutMs;
+    while (this.nodes.size < this.o.numNodes - 1) {
+      if (interrupted()) throw new RendezvousError("interrupted while waiting for the other nodes to join");
+      if (performance.now() > deadline) {
+        throw new RendezvousError(
+          `only ${this.nodes.size + 1} of ${this.o.numNodes} nodes joined within join_timeout (${joinTimeoutMs / 1000} s). ` +
+            `Start \`tslaunch agent\` on the other nodes with the same ${this.o.rdzvBackend === "c10d" ? "--rdzv_endpoint" : "--master_addr/--use_port"}, --rdzv_id and secret, or raise --rdzv_conf join_timeout=SECONDS.`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        this.joinWaiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+    return [...this.nodes.values()].sort((a, b) => a.nodeRank - b.nodeRank);
+  }
+
+  /** Hands every joined node its place in the world, the session and the body. */
+  welcome(world: World, payload: LaunchPayload, env: Record<string, string>): void {
+    for (const n of this.nodes.values()) {
+      n.rankOffset = world.ranks.find((r) => r.nodeRank === n.nodeRank)!.rank;
+      this.send(n.id, { type: "welcome", nodeRank: n.nodeRank, numNodes: this.o.numNodes, rankOffset: n.rankOffset, worldSize: world.worldSize, options: this.o, payload, env });
+    }
+  }
+
+  send(id: string, message: StoreMessage): void {
+    this.push([Buffer.from(id, "hex"), ...encodeMessage(this.secret, message as never)]);
+  }
+
+  broadcast(message: StoreMessage): void {
+    for (const id of this.nodes.keys()) this.send(id, message);
+  }
+
+  private sendRaw(identity: Buffer, message: StoreMessage): void {
+    this.push([identity, Buffer.from(JSON.stringify(message))]);
+  }
+
+  private push(frames: Buffer[]): void {
+    this.outbox.push(frames);
+  }
+
+  /** Resolves once everything queued was handed to ZeroMQ (at most 1 s: a peer may be gone). */
+  async flushed(): Promise<void> {
+    await Promise.race([this.outbox.flushed(), new Promise((r) => setTimeout(r, 1000).unref())]);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.outbox.close();
+    this.socket.close();
+  }
+}
+
+/** Seconds from rdzv_conf, with torch's defaults. */
+export function rdzvSeconds(o: LaunchOptions, key: "join_timeout" | "last_call_timeout" | "timeout", fallback: number): number {
+  const raw = o.rdzvConf[key];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new RendezvousError(`--rdzv_conf ${key} must be a number of seconds greater than 0, got ${JSON.stringify(raw)}. Example: --rdzv_conf ${key}=60`);
+  }
+  return n;
+}

@@ -1,0 +1,4 @@
+// What runs inside a worker: the entry point (worker-main.js, spawned by the group), the session
+// replay, and the worker-side API a training function calls.
+export * from "./worker-api";
+export { setDisplaySink } from "./worker-display";

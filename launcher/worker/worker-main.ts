@@ -1,0 +1,155 @@
+// The worker entry point: what every rank's Node process runs. Steps: hold the lifeline, open the
+// log channel, replay the session (silently), run the body, report, wait for the agent's ack, exit.
+import { Worker } from "worker_threads";
+import path from "path";
+import { ENV, readPayload, REPLAYING, type ErrorPayload } from "../contract";
+import { WorkerChannel } from "../channel";
+import { setDisplaySink } from "./worker-display";
+import { createCellRuntime, runCell } from "./replay";
+import { serialize } from "v8";
+import { attachWorkerChannel, pendingBarriers } from "./worker-api";
+
+/** fd 3 is a pipe whose other end only the agent holds. */
+const LIFELINE_FD = 3;
+
+/**
+ * If the agent (the kernel) dies, even by SIGKILL, its end of the lifeline closes. A thread watching
+ * it kills this process, even while the main thread is stuck in a synchronous loop, so no worker
+ * outlives its launch. The thread polls the socket through libuv rather than blocking in read():
+ * a thread blocked in a syscall cannot be stopped, and process.exit() would wait for it forever.
+ */
+function holdLifeline(launchDir: string): void {
+  // The agent that would remove the launch folder is gone: the first worker to notice removes it.
+  const watchdog = new Worker(
+    `const net = require("net");
+     const fs = require("fs");
+     const { workerData } = require("worker_threads");
+     const lifeline = new net.Socket({ fd: ${LIFELINE_FD}, readable: true, writable: false });
+     const die = () => {
+       try { fs.rmSync(workerData.launchDir, { recursive: true, force: true }); } catch {}
+       process.kill(process.pid, "SIGKILL");
+     };
+     lifeline.on("data", () => {}).on("end", die).on("close", die).on("error", die);`,
+    { eval: true, workerData: { launchDir } },
+  );
+  watchdog.unref();
+}
+
+function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number): ErrorPayload {
+  if (err instanceof Error) {
+    return { ename: err.name || "Error", evalue: err.message, stack: err.stack ?? `${err.name}: ${err.message}`, phase, cell };
+  }
+  return { ename: "Error", evalue: String(err), stack: `Uncaught ${String(err)}`, phase, cell };
+}
+
+async function main(): Promise<void> {
+  holdLifeline(path.dirname(process.env[ENV.payload]!));
+  const rank = Number(process.env.RANK);
+  const key = Buffer.from(process.env[ENV.key] ?? "", "hex");
+  delete process.env[ENV.key]; // the user's code has no business with the channel key
+  const channel = new WorkerChannel(process.env[ENV.endpoint]!, key, `rank${rank}-pid${process.pid}`);
+  channel.send({ type: "hello", rank, pid: process.pid });
+  attachWorkerChannel(channel);
+
+  // Output of the user's code goes through the channel; native code writing to fd 1/2 and Node's
+  // own crash messages still reach the agent through the process's stdout/stderr pipes.
+  let silent = true;
+  for (const name of ["stdout", "stderr"] as const) {
+    const stream = process[name];
+    (stream as unknown as { write: unknown }).write = (chunk: string | Uint8Array, encoding?: unknown, cb?: unknown) => {
+      if (!silent) channel.write(name, typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
+      const callback = typeof encoding === "function" ? encoding : cb;
+      if (typeof callback === "function") process.nextTick(callback as () => void);
+      return true;
+    };
+  }
+
+  let exitCode = 0;
+  const fail = async (payload: ErrorPayload) => {
+    channel.send({ type: "error", error: payload });
+    exitCode = 1;
+  };
+  // An error thrown later from a timer or an unawaited promise still fails the rank.
+  let finishing: Promise<void> | null = null;
+  const reallyExit = process.exit.bind(process);
+  const finish = () => (finishing ??= (async () => {
+    await channel.finish();
+    reallyExit(exitCode || Number(process.exitCode ?? 0));
+  })());
+  // The user's process.exit(code) must not drop output still queued for the agent.
+  process.exit = ((code?: number | string | null) => {
+    exitCode = Number(code ?? process.exitCode ?? 0);
+    void finish();
+    return new Promise(() => {}) as never;
+  }) as typeof process.exit;
+  process.on("uncaughtException", (err) => {
+    void fail(errorPayload(err, "body")).then(finish);
+  });
+  process.on("unhandledRejection", (err) => {
+    void fail(errorPayload(err, "body")).then(finish);
+  });
+
+  const payload = readPayload(process.env[ENV.payload]!);
+  const runtime = createCellRuntime(payload);
+  setDisplaySink(() => {});
+  (globalThis as Record<symbol, unknown>)[REPLAYING] = true;
+  for (const cell of payload.replay) {
+    try {
+      await runCell(runtime, cell, false);
+    } catch (err) {
+      await fail(errorPayload(err, "replay", cell.executionCount));
+      return finish();
+    }
+  }
+  (globalThis as Record<symbol, unknown>)[REPLAYING] = false;
+  const baseline = await resourceBaseline(() => channel.flushStreams());
+  silent = false;
+  setDisplaySink((display, update) => channel.send({ type: "display", update, display }));
+  try {
+    const value = await runCell(runtime, payload.body, true, payload.argsV8);
+    if (payload.argsV8 !== undefined) {
+      let bytes: Buffer;
+      try {
+        bytes = serialize(value);
+      } catch (err) {
+        throw new TypeError(`rank ${rank}'s return value cannot be sent back (it must be structured-cloneable): ${(err as Error).message}`);
+      }
+      channel.send({ type: "result" }, bytes);
+    }
+  } catch (err) {
+    await fail(errorPayload(err, "body"));
+    return finish();
+  }
+  // A cell body or script ends as a Node script does: when nothing is left to run (timers, sockets,
+  // pending I/O). A launched function ends when it returns, as a multiprocessing target does.
+  if (payload.argsV8 === undefined) await untilEventLoopIdle(baseline, () => channel.flushStreams());
+  return finish();
+}
+
+type ResourceCounts = Map<string, number>;
+
+function countResources(): ResourceCounts {
+  const counts = new Map<string, number>();
+  for (const t of process.getActiveResourcesInfo()) counts.set(t, (counts.get(t) ?? 0) + 1);
+  return counts;
+}
+
+/** What keeps the worker alive before user code runs (its stdio pipes): not the user's work. */
+async function resourceBaseline(flush: () => void): Promise<ResourceCounts> {
+  // Counted after the timer's callback has returned, exactly as untilEventLoopIdle counts.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  flush();
+  return countResources();
+}
+
+/** Resolves once nothing but the baseline keeps the event loop alive. */
+async function untilEventLoopIdle(baseline: ResourceCounts, flush: () => void): Promise<void> {
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    flush();
+    const now = countResources();
+    if (pendingBarriers() === 0 && [...now].every(([type, n]) => n <= (baseline.get(type) ?? 0))) return;
+  }
+}
+
+void main();
