@@ -2,7 +2,7 @@
 // text for a terminal. OutputArea applies the iopub messages that change earlier outputs
 // (clear_output, update_display_data) and merges consecutive stream chunks, like a notebook UI.
 // nbformat v4 schema: https://github.com/jupyter/nbformat/blob/main/nbformat/v4/nbformat.v4.schema.json
-import type { JupyterMessage } from "../jupyter/wire";
+import type { IopubFields, JupyterMessage } from "../jupyter/wire";
 
 export type MimeBundle = Record<string, unknown>;
 
@@ -42,7 +42,7 @@ export function joinText(text: unknown): string {
  * display_data it carries; replacing the earlier output is OutputArea's job.
  */
 export function messageToOutput(msg: Pick<JupyterMessage, "header" | "content">): NbOutput | undefined {
-  const c = msg.content as Record<string, any>;
+  const c = msg.content as IopubFields;
   switch (msg.header.msg_type) {
     case "stream":
       return { output_type: "stream", name: c.name === "stderr" ? "stderr" : "stdout", text: joinText(c.text) };
@@ -118,7 +118,7 @@ export class OutputArea {
 
   handle(msg: Pick<JupyterMessage, "header" | "content">): OutputChange {
     const type = msg.header.msg_type;
-    const content = msg.content as Record<string, any>;
+    const content = msg.content as IopubFields;
     if (type === "clear_output") {
       // wait=true: keep the old output on screen until the replacement arrives (avoids flicker).
       if (content.wait) {

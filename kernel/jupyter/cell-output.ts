@@ -1,12 +1,9 @@
 // What a running cell may do with its outputs (streams and displays); the kernel provides it and
 // every cell handler (ordinary cells, %%launch, launched functions) writes through it.
 import type { StreamName } from "./stream-batcher";
+import type { DisplayData } from "./wire";
 
-export interface DisplayContent {
-  data: Record<string, unknown>;
-  metadata: Record<string, unknown>;
-  transient?: Record<string, unknown>;
-}
+export type DisplayContent = DisplayData;
 
 export interface CellOutput {
   stream(name: StreamName, text: string): void;

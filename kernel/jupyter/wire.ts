@@ -127,6 +127,10 @@ export interface IopubContents {
   error: ErrorContent;
 }
 
+/** Any iopub content as a client reads it from a kernel it does not trust: every field may be missing. */
+export type IopubFields = Partial<IopubContents["stream"]> & Partial<IopubContents["execute_result"]> & Partial<ErrorContent> &
+  Partial<DisplayData> & { wait?: boolean };
+
 export type RequestType = keyof RequestContents;
 /** A request as the kernel receives it, its content typed by its msg_type. */
 export type Request<T extends RequestType = RequestType> = JupyterMessage<RequestContents[T]>;

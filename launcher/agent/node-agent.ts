@@ -23,6 +23,8 @@ export interface NodeAgentSpec {
 
 const HEARTBEAT_MS = 1000;
 const JOIN_RETRY_MS = 1000;
+/** How long a closing connection to the store may still deliver the last reports. */
+const LINGER_MS = 1000;
 
 export class NodeAgent {
   private stopped = false;
@@ -51,7 +53,7 @@ export class NodeAgent {
   private async serveOne(): Promise<string> {
     const { options, secret, log } = this.spec;
     const { host, port } = storeAddress(options);
-    const socket = new Dealer({ routingId: `node-${randomBytes(6).toString("hex")}`, linger: 1000, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+    const socket = new Dealer({ routingId: `node-${randomBytes(6).toString("hex")}`, linger: LINGER_MS, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
     this.socket = socket;
     socket.connect(`tcp://${host}:${port}`);
     const queue = new SendQueue(socket);

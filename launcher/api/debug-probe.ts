@@ -11,6 +11,8 @@ import { describeEvidence, type Evidence } from "../devices";
 import type { ActiveLaunchHandle } from "./launch-host";
 
 export const DEBUG_MODE_ENV = "ACCELERATE_DEBUG_MODE";
+/** The probe gives up after this long (TSLAUNCH_PROBE_TIMEOUT_S overrides it). */
+const PROBE_TIMEOUT_S = 120;
 const ISSUE = "An issue was found when verifying a stable environment for the notebook launcher";
 
 /** ACCELERATE_DEBUG_MODE as a flag: 1/true/yes/on, 0/false/no/off (any case); else an error. */
@@ -60,7 +62,7 @@ export async function runDebugProbe(
     if (e.type === "notice") onEvent(e);
   });
   setActive(launch);
-  const timeoutMs = spec.timeoutMs ?? Number(process.env.TSLAUNCH_PROBE_TIMEOUT_S ?? 120) * 1000;
+  const timeoutMs = spec.timeoutMs ?? Number(process.env.TSLAUNCH_PROBE_TIMEOUT_S ?? PROBE_TIMEOUT_S) * 1000;
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;

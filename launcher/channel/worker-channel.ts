@@ -7,6 +7,8 @@ import { decodeMessage, encodeMessage, type AgentMessage, type WorkerMessage } f
 
 const FLUSH_MS = 10;
 const FLUSH_BYTES = 256 * 1024;
+/** How long a closing socket may still deliver queued output (the agent acks end of stream first). */
+const LINGER_MS = 2000;
 
 export class WorkerChannel {
   private readonly socket: Dealer;
@@ -24,7 +26,7 @@ export class WorkerChannel {
   constructor(endpoint: string, private readonly key: Buffer, routingId: string) {
     // linger: zeromq.js still drops queued messages on exit (the anchors saw 5-10 % lost over ipc),
     // which is why `finish()` waits for the agent's ack instead of trusting linger.
-    this.socket = new Dealer({ routingId, linger: 2000, sendHighWaterMark: 0 });
+    this.socket = new Dealer({ routingId, linger: LINGER_MS, sendHighWaterMark: 0 });
     this.socket.connect(endpoint);
     this.queue = new SendQueue(this.socket);
     void this.receive();

@@ -9,6 +9,10 @@ import { SendQueue } from "../channel";
 
 export const DEFAULT_C10D_PORT = 29400;
 export const SECRET_ENV = "TSLAUNCH_SECRET";
+/** How often gather() looks again while nodes are missing (a join wakes it at once). */
+const JOIN_POLL_MS = 100;
+/** At the end, how long queued messages to the nodes may take to leave (a peer may be gone). */
+const FLUSH_LIMIT_MS = 1000;
 
 /** Where the store listens, from the options. */
 export function storeAddress(o: LaunchOptions): { host: string; port: number; flag: string } {
@@ -132,7 +136,7 @@ export class RendezvousStore {
       }
       await new Promise<void>((resolve) => {
         this.joinWaiters.push(resolve);
-        setTimeout(resolve, 100);
+        setTimeout(resolve, JOIN_POLL_MS);
       });
     }
     return [...this.nodes.values()].sort((a, b) => a.nodeRank - b.nodeRank);
@@ -164,7 +168,7 @@ export class RendezvousStore {
 
   /** Resolves once everything queued was handed to ZeroMQ (at most 1 s: a peer may be gone). */
   async flushed(): Promise<void> {
-    await Promise.race([this.outbox.flushed(), new Promise((r) => setTimeout(r, 1000).unref())]);
+    await Promise.race([this.outbox.flushed(), new Promise((r) => setTimeout(r, FLUSH_LIMIT_MS).unref())]);
   }
 
   close(): void {
