@@ -2,7 +2,8 @@
 export { notebookLauncher, debugLauncher, runLaunch, buildErrorReport, Launch } from "./api";
 export type { LauncherOptions, LaunchHost, LaunchHooks, LaunchRequest, LaunchErrorReport } from "./api";
 export { state, waitForEveryone, onMainProcess, onLocalMainProcess, print } from "./api";
-export type { DistributedState } from "./api";
+export { allReduce, broadcast, allGather, reduceScatter, broadcastObject, gatherObject, CollectiveError } from "./api";
+export type { DistributedState, NumericArray, ReduceOp } from "./api";
 export {
   parseLaunchFlags, optionsFromObject, launchHelp, describeFailure, OPTION_SPECS,
   ReportedError, OptionError, UsageError, LaunchError, DeviceGuardError, ProbeError, RendezvousError, CompileError,

@@ -51,8 +51,13 @@ export class Launch {
   private masterPort = 0;
   private restartCount = 0;
   private returnValues: unknown[] = [];
-  private readonly barriers = new Map<number, Set<number>>();
+  /** Control-plane exchanges (barriers, the collectives' endpoints) in progress: seq → rank → value. */
+  private readonly exchanges = new Map<number, Map<number, string>>();
   private readonly mapStack: (stack: string) => string;
+  /** Names the launch on every node; with the secret it keys the ranks' data plane. */
+  private readonly launchId = randomBytes(6).toString("hex");
+  /** Keys the collectives' traffic: the shared secret across nodes, else a random one. */
+  private dataSecret = randomBytes(32);
   private readonly started = performance.now();
   /** Ends the monitor's current wait early (a worker closed, a node reported, a stop was asked). */
   private wake: (() => void) | null = null;
@@ -172,6 +177,7 @@ export class Launch {
   private async gatherNodes(): Promise<void> {
     const o = this.spec.options;
     const secret = secretFrom(this.spec.secret);
+    this.dataSecret = secret;
     this.masterPort = Number(o.usePort);
     this.store = new RendezvousStore(secret, o, { onNodeMessage: (_node, m, b) => this.onNodeMessage(m, b) });
     const { host, port, flag } = storeAddress(o);
@@ -186,24 +192,25 @@ export class Launch {
 
   private formWorld(attempt: number): World {
     const shares = [{ nodeRank: 0, numProcesses: this.spec.numProcesses }, ...this.joined.map((n) => ({ nodeRank: n.nodeRank, numProcesses: n.numProcesses }))];
-    return formWorld(this.spec.options, shares, { attempt, restartCount: this.restartCount, masterPort: this.masterPort });
+    return formWorld(this.spec.options, shares, { launchId: this.launchId, attempt, restartCount: this.restartCount, masterPort: this.masterPort });
   }
 
   private async runAttempt(attempt: number, payloadPath: string): Promise<LaunchOutcome> {
     this.returnValues = [];
-    this.barriers.clear();
+    this.exchanges.clear();
     for (const n of this.joined) n.outcome = undefined;
     const world = (this.world = this.formWorld(attempt));
     this.onEvent({ type: "world", world });
     this.group = new WorkerGroup(
       {
         options: this.spec.options, world, nodeRank: 0, payloadPath, cwd: this.spec.payload.cwd, env: this.spec.env,
+        dataHost: this.spec.options.numNodes > 1 ? this.spec.options.masterAddr : "127.0.0.1", dataSecret: this.dataSecret,
         execArgv: this.spec.execArgv, stopGraceMs: this.spec.stopGraceMs, mapStack: this.mapStack, clock: this.clock,
       },
       this.channel!,
       {
         onEvent: (e) => this.onGroupEvent(e),
-        onBarrier: (rank, seq) => this.onBarrier(rank, seq),
+        onExchange: (rank, seq, value) => this.onExchange(rank, seq, value),
         onChange: () => this.wake?.(),
       },
     );
@@ -231,6 +238,7 @@ export class Launch {
       if (lost) this.onEvent({ type: "notice", text: `node ${lost.nodeRank} (${lost.host}) stopped answering; treating its ranks as failed.` });
       const remoteFailed = lost || remotes.some((n) => n.outcome?.attempt === attempt && n.outcome.outcome === "failed");
       if (this.stopRequested || group.anyFailed || remoteFailed) {
+        this.tellPeersOfFailure(lost);
         if (lost) lost.outcome = { attempt, outcome: "failed", receivedAt: now, failures: [{ rank: lost.rankOffset, nodeRank: lost.nodeRank, exitCode: null, signal: null, error: { ename: "NodeLost", evalue: `node ${lost.nodeRank} stopped answering`, stack: "", phase: "body" } }] };
         this.setState("stopping");
         await this.stopWorld(attempt);
@@ -271,8 +279,8 @@ export class Launch {
       case "result":
         if (binary) this.returnValues[m.rank] = decodeResult(binary);
         break;
-      case "barrier":
-        this.onBarrier(m.rank, m.seq);
+      case "exchange":
+        this.onExchange(m.rank, m.seq, m.value);
         break;
       case "group":
         this.wake?.();
@@ -282,14 +290,31 @@ export class Launch {
     }
   }
 
-  /** Barrier `seq` is released once every rank of the world has reached it. */
-  private onBarrier(rank: number, seq: number): void {
-    const arrived = this.barriers.get(seq) ?? new Set<number>();
-    arrived.add(rank);
-    this.barriers.set(seq, arrived);
+  /** Exchange `seq` completes once every rank of the world has sent its value; all get every value. */
+  private onExchange(rank: number, seq: number, value: string): void {
+    const arrived = this.exchanges.get(seq) ?? new Map<number, string>();
+    arrived.set(rank, value);
+    this.exchanges.set(seq, arrived);
     if (!this.world || arrived.size < this.world.worldSize) return;
-    this.barriers.delete(seq);
-    this.group?.release(seq);
-    this.store?.broadcast({ type: "release", seq });
+    this.exchanges.delete(seq);
+    const values = Array.from({ length: this.world.worldSize }, (_, r) => arrived.get(r) ?? "");
+    this.group?.sendToAll({ type: "exchanged", seq, values });
+    this.store?.broadcast({ type: "exchanged", seq, values });
+  }
+
+  /**
+   * A rank died (or a node went silent): the others' collectives fail now with its name, not at the
+   * collective timeout. Sent before the world is stopped; ranks that handle it see the error.
+   */
+  private tellPeersOfFailure(lost: JoinedNode | undefined): void {
+    const first = this.failuresInOrder()[0];
+    const reason = lost
+      ? `node ${lost.nodeRank} (${lost.host}) stopped answering`
+      : first ? describeFailure(first) : undefined;
+    if (!reason || this.stopRequested) return;
+    const rank = lost ? lost.rankOffset : first!.rank;
+    const message = { type: "peer-failed" as const, rank, reason };
+    this.group?.sendToAll(message);
+    this.store?.broadcast(message);
   }
 }

@@ -2,6 +2,7 @@
 // --num_nodes > 1), runs this node's workers for every attempt, and streams their output, states,
 // results and barriers back over ZeroMQ. It serves one launch after another until stopped.
 import { Dealer } from "zeromq";
+import dgram from "dgram";
 import { randomBytes } from "crypto";
 import { existsSync } from "fs";
 import os from "os";
@@ -31,6 +32,9 @@ export class NodeAgent {
   private socket?: Dealer;
   private current?: { dir: LaunchDir; channel: LogChannel; group?: WorkerGroup };
 
+  /** This node's address as node 0 sees it: the ranks' data plane listens there. */
+  private dataHost = "127.0.0.1";
+
   constructor(private readonly spec: NodeAgentSpec) {}
 
   stop(): void {
@@ -53,6 +57,7 @@ export class NodeAgent {
   private async serveOne(): Promise<string> {
     const { options, secret, log } = this.spec;
     const { host, port } = storeAddress(options);
+    this.dataHost = await localAddressToward(host);
     const socket = new Dealer({ routingId: `node-${randomBytes(6).toString("hex")}`, linger: LINGER_MS, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
     this.socket = socket;
     socket.connect(`tcp://${host}:${port}`);
@@ -97,8 +102,8 @@ export class NodeAgent {
         } else if (m.type === "start" && welcome && this.current) {
           await this.current.group?.stop();
           this.startGroup(welcome, payloadPath, m.attempt, m.world, send);
-        } else if (m.type === "release") {
-          this.current?.group?.release(m.seq);
+        } else if (m.type === "exchanged" || m.type === "peer-failed") {
+          this.current?.group?.sendToAll(m);
         } else if (m.type === "stop") {
           await this.current?.group?.stop();
         } else if (m.type === "finish") {
@@ -132,12 +137,12 @@ export class NodeAgent {
     const group = new WorkerGroup(
       {
         options: welcome.options, world, nodeRank: welcome.nodeRank, payloadPath, cwd: process.cwd(), mapStack: createStackMapper(welcome.payload), env: welcome.env,
-        clock: () => performance.now() - started,
+        dataHost: this.dataHost, dataSecret: this.spec.secret, clock: () => performance.now() - started,
       },
       current.channel,
       {
         onEvent: (e) => (e.type === "result" ? send({ type: "result", rank: e.rank }, e.value) : send({ type: "event", event: e })),
-        onBarrier: (rank, seq) => send({ type: "barrier", rank, seq }),
+        onExchange: (rank, seq, value) => send({ type: "exchange", rank, seq, value }),
         onChange: () => {
           if (reported) return;
           if (group.anyFailed) {
@@ -156,6 +161,22 @@ export class NodeAgent {
     current.group = group;
     group.start();
   }
+}
+
+/**
+ * The address of this machine's interface that routes to `host` (a connected UDP socket sends
+ * nothing; it only asks the kernel for the route). Falls back to loopback for a loopback store.
+ */
+function localAddressToward(host: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
+    const done = (address: string) => {
+      socket.close();
+      resolve(address);
+    };
+    socket.once("error", () => done("127.0.0.1"));
+    socket.connect(9, host, () => done(socket.address().address));
+  });
 }
 
 function tryRefusal(frames: Buffer[]): { reason: string; fatal: boolean } | null {

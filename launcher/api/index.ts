@@ -11,4 +11,7 @@ export { Launch, NodeAgent } from "../agent";
 export { SendQueue } from "../channel";
 export { scanProcess, describeEvidence, watchLists, type Evidence, type WatchLists } from "../devices";
 export { renderPrefix } from "../group";
-export { state, waitForEveryone, onMainProcess, onLocalMainProcess, print, type DistributedState } from "../worker";
+export {
+  state, onMainProcess, onLocalMainProcess, print, type DistributedState,
+  allReduce, broadcast, allGather, reduceScatter, broadcastObject, gatherObject, waitForEveryone, CollectiveError, type NumericArray, type ReduceOp,
+} from "../worker";

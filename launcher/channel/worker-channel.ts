@@ -21,7 +21,8 @@ export class WorkerChannel {
 
   private acked: () => void = () => {};
   private readonly ackReceived = new Promise<void>((resolve) => (this.acked = resolve));
-  private readonly releases = new Map<number, () => void>();
+  private readonly exchanges = new Map<number, (values: string[]) => void>();
+  private exchangeSeq = 0;
 
   constructor(endpoint: string, private readonly key: Buffer, routingId: string) {
     // linger: zeromq.js still drops queued messages on exit (the anchors saw 5-10 % lost over ipc),
@@ -32,10 +33,24 @@ export class WorkerChannel {
     void this.receive();
   }
 
-  /** Resolves when the agent releases barrier `seq` (every rank has reached it). */
-  waitForRelease(seq: number): Promise<void> {
-    return new Promise((resolve) => this.releases.set(seq, resolve));
+  /**
+   * An all-gather of one string per rank through the agent: resolves to every rank's value,
+   * rank-ordered, once every rank of the world has called it (the n-th call meets the others' n-th).
+   */
+  exchange(value: string): Promise<string[]> {
+    const seq = ++this.exchangeSeq;
+    const done = new Promise<string[]>((resolve) => this.exchanges.set(seq, resolve));
+    this.send({ type: "exchange", seq, value });
+    return done;
   }
+
+  /** Exchanges still waiting: ZeroMQ's sockets are invisible to Node's active-resource list. */
+  get pendingExchanges(): number {
+    return this.exchanges.size;
+  }
+
+  /** Called for messages the channel itself does not handle (the collectives' peer-failed). */
+  onAgentMessage: (m: AgentMessage) => void = () => {};
 
   private async receive(): Promise<void> {
     try {
@@ -44,10 +59,10 @@ export class WorkerChannel {
         if (!decoded) continue;
         const m = decoded.message;
         if (m.type === "ack") this.acked();
-        else if (m.type === "release") {
-          this.releases.get(m.seq)?.();
-          this.releases.delete(m.seq);
-        }
+        else if (m.type === "exchanged") {
+          this.exchanges.get(m.seq)?.(m.values);
+          this.exchanges.delete(m.seq);
+        } else this.onAgentMessage(m);
       }
     } catch {
       // socket closed

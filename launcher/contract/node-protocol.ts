@@ -10,7 +10,7 @@ export type NodeMessage =
   | { type: "join"; rdzvId: string; nodeRank: number | null; numProcesses: number; host: string }
   | { type: "event"; event: Exclude<GroupEvent, { type: "result" }> }
   | { type: "result"; rank: number }
-  | { type: "barrier"; rank: number; seq: number }
+  | { type: "exchange"; rank: number; seq: number; value: string }
   | { type: "group"; attempt: number; outcome: "succeeded" | "failed" | "stopped"; failures: RankFailure[] }
   | { type: "heartbeat" };
 
@@ -23,7 +23,8 @@ export type StoreMessage =
     }
   /** Start this attempt's workers: the world says which ranks are this node's, with their prefixes. */
   | { type: "start"; attempt: number; restartCount: number; world: World }
-  | { type: "release"; seq: number }
+  | { type: "exchanged"; seq: number; values: string[] }
+  | { type: "peer-failed"; rank: number; reason: string }
   | { type: "stop"; attempt: number }
   | { type: "finish"; outcome: string }
   /** `fatal`: the agent's own settings are wrong (secret, rdzv_id); else it may try again later. */

@@ -31,6 +31,8 @@ export interface LaunchOptions {
   maxRestarts: number;
   monitorInterval: number;
   logLinePrefixTemplate: string | null;
+  /** Seconds a collective waits for every rank before it fails (torch's init_process_group timeout). */
+  collectiveTimeout: number;
 }
 
 type Key = keyof LaunchOptions;
@@ -119,6 +121,12 @@ function choice<T extends string>(choices: readonly T[]) {
   };
 }
 
+function positiveSeconds(value: unknown, spec: OptionSpec): number {
+  const n = typeof value === "number" ? value : /^\s*\d*\.?\d+(e-?\d+)?\s*$/i.test(String(value)) ? Number(value) : NaN;
+  if (!Number.isFinite(n) || n <= 0) fail(spec, value, "a number of seconds greater than 0");
+  return n;
+}
+
 function text(value: unknown, spec: OptionSpec): string {
   if (typeof value !== "string" && typeof value !== "number") fail(spec, value, "a string");
   return String(value);
@@ -202,18 +210,18 @@ export const OPTION_SPECS: OptionSpec[] = [
   },
   {
     key: "monitorInterval", flag: "monitor_interval", metavar: "SECONDS",
-    help: "How often the agent checks the workers.", example: 0.1, default: 0.1,
-    coerce: (v, spec) => {
-      const n = typeof v === "number" ? v : /^\s*\d*\.?\d+(e-?\d+)?\s*$/i.test(String(v)) ? Number(v) : NaN;
-      if (!Number.isFinite(n) || n <= 0) fail(spec, v, "a number of seconds greater than 0");
-      return n;
-    },
+    help: "How often the agent checks the workers.", example: 0.1, default: 0.1, coerce: positiveSeconds,
   },
   {
     key: "logLinePrefixTemplate", flag: "log_line_prefix_template", metavar: "TEMPLATE",
     help: "Prefix of every worker line; placeholders ${rank}, ${local_rank}, ${role_name}, ${node_rank}. Default: '[rank${rank}]: '.",
     example: "[${rank}] ", default: null,
     coerce: (v, spec) => (v === null ? null : text(v, spec)),
+  },
+  {
+    key: "collectiveTimeout", flag: "collective_timeout", metavar: "SECONDS",
+    help: "How long a collective (allReduce, broadcast, ...) waits for every rank before it fails, naming the ranks that did not arrive.",
+    example: 60, default: 300, coerce: positiveSeconds,
   },
 ];
 

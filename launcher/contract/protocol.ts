@@ -26,12 +26,21 @@ export type WorkerMessage =
   /** The function API's return value; the value itself travels v8-serialized in the binary frame. */
   | { type: "result" }
   | { type: "error"; error: ErrorPayload }
-  /** `waitForEveryone()`: the worker waits for `release` with the same seq. */
-  | { type: "barrier"; seq: number }
+  /**
+   * The control plane's one rendezvous: an all-gather of one short string per rank. The worker waits
+   * for `exchanged` with the same seq. `waitForEveryone()` is an exchange of ""; the collectives use
+   * it to publish their endpoints when they connect.
+   */
+  | { type: "exchange"; seq: number; value: string }
   /** The worker has nothing more to send and waits for an `ack` before it exits. */
   | { type: "eos" };
 
-export type AgentMessage = { type: "ack" } | { type: "release"; seq: number };
+export type AgentMessage =
+  | { type: "ack" }
+  /** Every rank's value of exchange `seq`, rank-ordered. */
+  | { type: "exchanged"; seq: number; values: string[] }
+  /** A rank of the world died: pending and later collectives fail now, not at the timeout. */
+  | { type: "peer-failed"; rank: number; reason: string };
 
 export function signFrames(key: Buffer, frames: Buffer[]): Buffer {
   const hmac = createHmac("sha256", key);
@@ -74,6 +83,13 @@ export const ENV = {
   inWorker: "TSLAUNCH_IN_WORKER",
   /** In a worker started for a script: which notebookLauncher call (0-based) this launch is. */
   scriptCall: "TSLAUNCH_SCRIPT_CALL",
+  /** The collectives' setup: the world's ranks per node (JSON), this node's data-plane address, the
+   * attempt's shared-memory name prefix, the key that signs data between nodes, the timeout (ms). */
+  ranksByNode: "TSLAUNCH_RANKS_BY_NODE",
+  dataHost: "TSLAUNCH_DATA_HOST",
+  segmentPrefix: "TSLAUNCH_SEGMENT_PREFIX",
+  collectiveKey: "TSLAUNCH_COLLECTIVE_KEY",
+  collectiveTimeoutMs: "TSLAUNCH_COLLECTIVE_TIMEOUT_MS",
 } as const;
 
 /** globalThis flag: true while a worker replays the session (a replayed launch does nothing). */

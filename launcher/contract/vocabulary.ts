@@ -45,6 +45,8 @@ export interface RankPlacement {
 
 /** The world of one attempt, published once it is formed: consumers read it, never recompute it. */
 export interface World {
+  /** A random id of the launch, the same on every node (names its shared memory, keys its data plane). */
+  launchId: string;
   attempt: number;
   restartCount: number;
   worldSize: number;

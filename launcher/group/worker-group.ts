@@ -2,10 +2,12 @@
 // (stdout/stderr pipes and the log channel) and prefixed, and how the group is stopped. The agent
 // (agent.ts for the launching node, node-agent.ts for a joined node) decides when.
 import { spawn, type ChildProcess } from "child_process";
+import { createHmac } from "crypto";
 import { deserialize } from "v8";
 import path from "path";
 import type { LogChannel, ChannelMessage } from "../channel";
-import { ENV, type GroupEvent, type LaunchOptions, type RankFailure, type WorkerInfo, type World } from "../contract";
+import { removeSegments } from "../collectives";
+import { ENV, type AgentMessage, type GroupEvent, type LaunchOptions, type RankFailure, type WorkerInfo, type World } from "../contract";
 import { visibleAccelerators } from "../devices";
 import { LinePrefixer } from "./prefix";
 import { workerEnvironment } from "./worker-env";
@@ -17,6 +19,10 @@ export interface GroupSpec {
   world: World;
   nodeRank: number;
   payloadPath: string;
+  /** This node's address for the ranks' data plane (other nodes connect to it). */
+  dataHost: string;
+  /** Keys the data plane with the launch id: the shared secret across nodes (never sent), else random. */
+  dataSecret: Buffer;
   cwd: string;
   env?: Record<string, string>;
   execArgv?: string[];
@@ -38,13 +44,20 @@ export class WorkerGroup {
   constructor(
     private readonly spec: GroupSpec,
     private readonly channel: LogChannel,
-    private readonly hooks: { onEvent(e: GroupEvent): void; onBarrier(rank: number, seq: number): void; onChange(): void },
+    private readonly hooks: { onEvent(e: GroupEvent): void; onExchange(rank: number, seq: number, value: string): void; onChange(): void },
   ) {}
 
   start(): void {
     const { options, world, nodeRank } = this.spec;
     const mine = world.ranks.filter((r) => r.nodeRank === nodeRank);
     const restartCount = world.restartCount;
+    const collectives = {
+      [ENV.ranksByNode]: JSON.stringify(ranksByNode(world)),
+      [ENV.dataHost]: this.spec.dataHost,
+      [ENV.segmentPrefix]: this.segmentPrefix,
+      [ENV.collectiveKey]: createHmac("sha256", this.spec.dataSecret).update(`tslaunch collectives ${world.launchId}`).digest("hex"),
+      [ENV.collectiveTimeoutMs]: String(Math.round(options.collectiveTimeout * 1000)),
+    };
     // One accelerator per local rank: each worker sees only its own (unless the launch hides them all,
     // as debugLauncher does). More ranks than devices share them round-robin, which the
     // ACCELERATE_DEBUG_MODE probe reports.
@@ -59,6 +72,7 @@ export class WorkerGroup {
         [ENV.key]: this.channel.keyHex,
         [ENV.payload]: this.spec.payloadPath,
         [ENV.inWorker]: "1",
+        ...collectives,
       };
       // Not detached: workers stay in the kernel's process group, so Jupyter's interrupt (a SIGINT
       // to the group) reaches them too. fd 3 is the lifeline (see worker-main).
@@ -126,16 +140,23 @@ export class WorkerGroup {
     this.stopping = true;
     for (const w of this.workers) if (!w.closed && w.state !== "failed") w.state = "stopped";
     await stopProcesses(this.workers, this.spec.stopGraceMs ?? STOP_GRACE_MS);
+    removeSegments(this.segmentPrefix); // in case a rank died before its shared memory was unlinked
+  }
+
+  /** Names this attempt's shared memory on this node: /dev/shm/<prefix>-... */
+  get segmentPrefix(): string {
+    return `tsl-${this.spec.world.launchId}-n${this.spec.nodeRank}a${this.spec.world.attempt}`;
   }
 
   /** Synchronous last resort when the host process is exiting (see stop.ts). */
   killSync(): void {
     killProcessesSync(this.workers);
+    removeSegments(this.segmentPrefix);
   }
 
-  /** Lets this node's workers past barrier `seq`. */
-  release(seq: number): void {
-    for (const w of this.workers) if (w.routingId && !w.closed) this.channel.sendTo(w.routingId, { type: "release", seq });
+  /** Sends a control-plane message to every live worker of this group (exchange results, peer-failed). */
+  sendToAll(message: AgentMessage): void {
+    for (const w of this.workers) if (w.routingId && !w.closed) this.channel.sendTo(w.routingId, message);
   }
 
   /** Messages from this group's workers (the agent routes by routing id). */
@@ -165,8 +186,8 @@ export class WorkerGroup {
       case "error":
         worker.error = { ...message.error, stack: this.spec.mapStack(message.error.stack) };
         break;
-      case "barrier":
-        this.hooks.onBarrier(worker.rank, message.seq);
+      case "exchange":
+        this.hooks.onExchange(worker.rank, message.seq, message.value);
         break;
       case "eos":
         break;
@@ -187,6 +208,13 @@ export class WorkerGroup {
     const { child: _c, prefixers: _p, closed: _cl, routingId: _r, ...info } = worker;
     this.hooks.onEvent({ type: "state", worker: { ...info } });
   }
+}
+
+/** The world's ranks per node, node-rank ordered (what the collectives need to pick their paths). */
+function ranksByNode(world: World): number[][] {
+  const byNode = new Map<number, number[]>();
+  for (const r of world.ranks) byNode.set(r.nodeRank, [...(byNode.get(r.nodeRank) ?? []), r.rank]);
+  return [...byNode.entries()].sort((a, b) => a[0] - b[0]).map(([, ranks]) => ranks);
 }
 
 export function decodeResult(value: Buffer): unknown {

@@ -12,7 +12,7 @@ export interface NodeShare {
 export function formWorld(
   options: LaunchOptions,
   nodes: NodeShare[],
-  at: { attempt: number; restartCount: number; masterPort: number },
+  at: { launchId: string; attempt: number; restartCount: number; masterPort: number },
 ): World {
   const ranks: World["ranks"] = [];
   for (const node of [...nodes].sort((a, b) => a.nodeRank - b.nodeRank)) {
@@ -23,7 +23,7 @@ export function formWorld(
     }
   }
   return {
-    attempt: at.attempt, restartCount: at.restartCount, worldSize: ranks.length, numNodes: nodes.length,
+    launchId: at.launchId, attempt: at.attempt, restartCount: at.restartCount, worldSize: ranks.length, numNodes: nodes.length,
     masterAddr: options.masterAddr, masterPort: at.masterPort, ranks,
   };
 }

@@ -1,4 +1,7 @@
 // What runs inside a worker: the entry point (worker-main.js, spawned by the group), the session
 // replay, and the worker-side API a training function calls.
 export * from "./worker-api";
-export { setDisplaySink } from "./worker-display";
+export {
+  allReduce, broadcast, allGather, reduceScatter, broadcastObject, gatherObject, waitForEveryone, CollectiveError,
+  type NumericArray, type ReduceOp,
+} from "./collectives-api";

@@ -1,7 +1,6 @@
 // What a training function can ask of its world, as Accelerate's PartialState gives it: which
 // process it is, how many there are, a barrier, main-process helpers. Outside a launch (in the
 // kernel or a plain script) it describes a single process, as Accelerate does.
-import type { WorkerChannel } from "../channel";
 
 export interface DistributedState {
   processIndex: number;
@@ -42,34 +41,6 @@ export const state: DistributedState = {
   get device() { return deviceFromEnv(); },
   get restartCount() { return intEnv("TORCHELASTIC_RESTART_COUNT", 0); },
 };
-
-let channel: WorkerChannel | null = null;
-let barrierSeq = 0;
-let barriersWaiting = 0;
-
-/** Barriers still waiting: ZeroMQ's sockets are invisible to Node's active-resource list. */
-export function pendingBarriers(): number {
-  return barriersWaiting;
-}
-
-/** Called by worker-main: the barrier travels over the worker's log channel. */
-export function attachWorkerChannel(c: WorkerChannel | null): void {
-  channel = c;
-}
-
-/** A barrier: resolves once every rank of the launch has called it (Accelerate's wait_for_everyone). */
-export async function waitForEveryone(): Promise<void> {
-  if (!channel) return; // a single process is already everyone
-  const seq = ++barrierSeq;
-  const released = channel.waitForRelease(seq);
-  channel.send({ type: "barrier", seq });
-  barriersWaiting++;
-  try {
-    await released;
-  } finally {
-    barriersWaiting--;
-  }
-}
 
 /** Runs `fn` on the main process only; other ranks get undefined. */
 export async function onMainProcess<T>(fn: () => T | Promise<T>): Promise<T | undefined> {

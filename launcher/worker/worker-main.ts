@@ -7,7 +7,7 @@ import { WorkerChannel } from "../channel";
 import { setDisplaySink } from "./worker-display";
 import { createCellRuntime, runCell } from "./replay";
 import { serialize } from "v8";
-import { attachWorkerChannel, pendingBarriers } from "./worker-api";
+import { attachWorkerChannel, closeCollectives, pendingCollectives } from "./collectives-api";
 
 /** fd 3 is a pipe whose other end only the agent holds. */
 const LIFELINE_FD = 3;
@@ -73,6 +73,7 @@ async function main(): Promise<void> {
   let finishing: Promise<void> | null = null;
   const reallyExit = process.exit.bind(process);
   const finish = () => (finishing ??= (async () => {
+    await closeCollectives().catch(() => {}); // its shared memory and sockets must not outlive the rank
     await channel.finish();
     reallyExit(exitCode || Number(process.exitCode ?? 0));
   })());
@@ -148,7 +149,7 @@ async function untilEventLoopIdle(baseline: ResourceCounts, flush: () => void): 
     await new Promise((resolve) => setTimeout(resolve, 10));
     flush();
     const now = countResources();
-    if (pendingBarriers() === 0 && [...now].every(([type, n]) => n <= (baseline.get(type) ?? 0))) return;
+    if (pendingCollectives() === 0 && [...now].every(([type, n]) => n <= (baseline.get(type) ?? 0))) return;
   }
 }
 
