@@ -1,21 +1,13 @@
 // `import { notebookLauncher } from "tslaunch"` in a cell works whatever folder the notebook is in,
 // as tslab does for `import * as tslab from "tslab"`: at run time the name resolves to this running
 // package, and for type-checking the converter sees <cwd>/node_modules/tslaunch as this package.
-import Module from "module";
 import path from "path";
 import * as ts from "@tslab/typescript-for-tslab";
+import { resolveOwnPackage } from "../launcher/api";
 
 const PACKAGE_ROOT = path.resolve(__dirname, "..", "..");
 
-export function resolveOwnPackage(): void {
-  const mod = Module as unknown as { _resolveFilename(request: string, ...rest: unknown[]): string };
-  const original = mod._resolveFilename;
-  mod._resolveFilename = function (request: string, ...rest: unknown[]) {
-    if (request === "tslaunch") return path.join(PACKAGE_ROOT, "dist", "launcher", "index.js");
-    if (request.startsWith("tslaunch/")) return original.call(this, path.join(PACKAGE_ROOT, request.slice("tslaunch/".length)), ...rest);
-    return original.call(this, request, ...rest);
-  };
-}
+export { resolveOwnPackage };
 
 /** Must run before tslab's converter is created: it reads files through ts.sys. */
 export function forwardOwnTypes(cwd: string): void {

@@ -11,7 +11,7 @@ import path from "path";
 import { createLaunchDir, LogChannel, type LaunchDir } from "../channel";
 import {
   describeFailure, writePayload,
-  type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchState, type NodeMessage, type RankFailure, type RunResult, type WorkerSpec, type World,
+  type ExchangeScope, type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchState, type NodeMessage, type RankFailure, type RunResult, type WorkerSpec, type World,
 } from "../contract";
 import { createStackMapper, decodeResult, formWorld, REMOTE_REPORT_MS, STOP_GRACE_MS, WorkerGroup } from "../group";
 import { RendezvousStore, rdzvSeconds, secretFrom, storeAddress, type JoinedNode } from "../rendezvous";
@@ -51,8 +51,8 @@ export class Launch {
   private masterPort = 0;
   private restartCount = 0;
   private returnValues: unknown[] = [];
-  /** Control-plane exchanges (barriers, the collectives' endpoints) in progress: seq → rank → value. */
-  private readonly exchanges = new Map<number, Map<number, string>>();
+  /** Control-plane exchanges (barriers, the collectives' set-up) in progress, by "scope:seq". */
+  private readonly exchanges = new Map<string, { scope: ExchangeScope; seq: number; since: number; values: Map<number, string> }>();
   private readonly mapStack: (stack: string) => string;
   /** Names the launch on every node; with the secret it keys the ranks' data plane. */
   private readonly launchId = randomBytes(6).toString("hex");
@@ -210,7 +210,7 @@ export class Launch {
       this.channel!,
       {
         onEvent: (e) => this.onGroupEvent(e),
-        onExchange: (rank, seq, value) => this.onExchange(rank, seq, value),
+        onExchange: (rank, scope, seq, value) => this.onExchange(rank, scope, seq, value),
         onChange: () => this.wake?.(),
       },
     );
@@ -244,6 +244,7 @@ export class Launch {
         await this.stopWorld(attempt);
         return this.stopRequested ?? "failed";
       }
+      this.failStaleExchanges(now);
       const remotesDone = remotes.every((n) => n.outcome?.attempt === attempt && n.outcome.outcome === "succeeded");
       if (group.allSucceeded && remotesDone) return "succeeded";
     }
@@ -280,7 +281,7 @@ export class Launch {
         if (binary) this.returnValues[m.rank] = decodeResult(binary);
         break;
       case "exchange":
-        this.onExchange(m.rank, m.seq, m.value);
+        this.onExchange(m.rank, m.scope, m.seq, m.value);
         break;
       case "group":
         this.wake?.();
@@ -291,15 +292,32 @@ export class Launch {
   }
 
   /** Exchange `seq` completes once every rank of the world has sent its value; all get every value. */
-  private onExchange(rank: number, seq: number, value: string): void {
-    const arrived = this.exchanges.get(seq) ?? new Map<number, string>();
-    arrived.set(rank, value);
-    this.exchanges.set(seq, arrived);
-    if (!this.world || arrived.size < this.world.worldSize) return;
-    this.exchanges.delete(seq);
-    const values = Array.from({ length: this.world.worldSize }, (_, r) => arrived.get(r) ?? "");
-    this.group?.sendToAll({ type: "exchanged", seq, values });
-    this.store?.broadcast({ type: "exchanged", seq, values });
+  private onExchange(rank: number, scope: ExchangeScope, seq: number, value: string): void {
+    const key = `${scope}:${seq}`;
+    const exchange = this.exchanges.get(key) ?? { scope, seq, since: performance.now(), values: new Map<number, string>() };
+    exchange.values.set(rank, value);
+    this.exchanges.set(key, exchange);
+    if (!this.world || exchange.values.size < this.world.worldSize) return;
+    this.exchanges.delete(key);
+    const values = Array.from({ length: this.world.worldSize }, (_, r) => exchange.values.get(r) ?? "");
+    this.group?.sendToAll({ type: "exchanged", scope, seq, values });
+    this.store?.broadcast({ type: "exchanged", scope, seq, values });
+  }
+
+  /**
+   * A barrier or a collectives' set-up that waited longer than the collective timeout fails on the
+   * ranks that arrived, naming those that did not (as torch's barrier does after its timeout).
+   */
+  private failStaleExchanges(now: number): void {
+    const limitMs = this.spec.options.collectiveTimeout * 1000;
+    for (const [key, e] of this.exchanges) {
+      if (now - e.since < limitMs || !this.world) continue;
+      this.exchanges.delete(key);
+      const missing = this.world.ranks.map((r) => r.rank).filter((r) => !e.values.has(r));
+      const message = { type: "exchange-failed" as const, scope: e.scope, seq: e.seq, missing, waitedMs: now - e.since };
+      this.group?.sendToAll(message);
+      this.store?.broadcast(message);
+    }
   }
 
   /**

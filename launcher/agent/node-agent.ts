@@ -102,7 +102,7 @@ export class NodeAgent {
         } else if (m.type === "start" && welcome && this.current) {
           await this.current.group?.stop();
           this.startGroup(welcome, payloadPath, m.attempt, m.world, send);
-        } else if (m.type === "exchanged" || m.type === "peer-failed") {
+        } else if (m.type === "exchanged" || m.type === "exchange-failed" || m.type === "peer-failed") {
           this.current?.group?.sendToAll(m);
         } else if (m.type === "stop") {
           await this.current?.group?.stop();
@@ -142,7 +142,7 @@ export class NodeAgent {
       current.channel,
       {
         onEvent: (e) => (e.type === "result" ? send({ type: "result", rank: e.rank }, e.value) : send({ type: "event", event: e })),
-        onExchange: (rank, seq, value) => send({ type: "exchange", rank, seq, value }),
+        onExchange: (rank, scope, seq, value) => send({ type: "exchange", rank, scope, seq, value }),
         onChange: () => {
           if (reported) return;
           if (group.anyFailed) {

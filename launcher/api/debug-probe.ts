@@ -1,6 +1,6 @@
 // ACCELERATE_DEBUG_MODE: before the real launch, a probe launch checks the environment. The workers
 // replay the session (so a replayed cell that fails shows up here, not mid-training), then run a
-// self-test: join the rendezvous, pass a barrier, and report the accelerators each rank sees. Any
+// self-test: join the rendezvous, pass a barrier, sum a small all-reduce, and report the accelerators each rank sees. Any
 // problem ends the cell with Accelerate's sentence and the rank and cause; the real launch does not
 // start. Accelerate itself only honours the exact string "true"; here the flag's usual spellings work.
 import path from "path";
@@ -40,6 +40,10 @@ function selfTestBody(): string {
     `const api = require("tslaunch");`,
     `const scan = require(${JSON.stringify(scanModule)});`,
     `await api.waitForEveryone();`,
+    // One small all-reduce across every rank and node: the data plane works before training needs it.
+    `const ones = new Float32Array([1, 2]);`,
+    `await api.allReduce(ones);`,
+    `if (ones[0] !== api.state.numProcesses || ones[1] !== 2 * api.state.numProcesses) throw new Error("the probe's all-reduce of [1, 2] over " + api.state.numProcesses + " ranks gave [" + ones.join(", ") + "]");`,
     `exports.__tslaunch_result__ = { rank: api.state.processIndex, localRank: api.state.localProcessIndex, nodeRank: api.state.nodeRank,`,
     `  visibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null, device: api.state.device, evidence: scan.scanProcess() };`,
   ].join("\n");
@@ -72,7 +76,7 @@ export async function runDebugProbe(
     const result = await launch.run();
     if (timedOut) {
       const missing = [...Array(result.worldSize).keys()].filter((r) => result.returnValues[r] === undefined);
-      throw new ProbeError(`${ISSUE}: rank${missing.length > 1 ? "s" : ""} ${missing.join(", ")} did not finish the self-test (rendezvous and barrier) within ${timeoutMs / 1000} s.`);
+      throw new ProbeError(`${ISSUE}: rank${missing.length > 1 ? "s" : ""} ${missing.join(", ")} did not finish the self-test (rendezvous, barrier and all-reduce) within ${timeoutMs / 1000} s.`);
     }
     if (result.outcome === "interrupted") throw new ProbeError(`${ISSUE}: the probe launch was interrupted.`);
     if (result.outcome === "failed") {
@@ -111,5 +115,5 @@ export async function runDebugProbe(
 }
 
 function probePassedNotice(ms: number, worldSize: number): string {
-  return `ACCELERATE_DEBUG_MODE: the environment check passed in ${Math.round(ms)} ms (${worldSize} rank${worldSize > 1 ? "s" : ""} replayed the session, met at a barrier, and each sees only its own device); starting the launch.`;
+  return `ACCELERATE_DEBUG_MODE: the environment check passed in ${Math.round(ms)} ms (${worldSize} rank${worldSize > 1 ? "s" : ""} replayed the session, met at a barrier, summed an all-reduce across all ranks and nodes, and each sees only its own device); starting the launch.`;
 }

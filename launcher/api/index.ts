@@ -9,6 +9,7 @@ export { printLaunchEvent, noticeLine, restartLine } from "./terminal-output";
 export { scriptPayload } from "./script-payload";
 export { Launch, NodeAgent } from "../agent";
 export { SendQueue } from "../channel";
+export { resolveOwnPackage } from "../worker";
 export { scanProcess, describeEvidence, watchLists, type Evidence, type WatchLists } from "../devices";
 export { renderPrefix } from "../group";
 export {

@@ -3,12 +3,20 @@
 // (../shared/anchors, "zeromq PUSH/PULL unbatched").
 import { Dealer } from "zeromq";
 import { SendQueue } from "./send-queue";
-import { decodeMessage, encodeMessage, type AgentMessage, type WorkerMessage } from "../contract";
+import { decodeMessage, encodeMessage, type AgentMessage, type ExchangeScope, type WorkerMessage } from "../contract";
 
 const FLUSH_MS = 10;
 const FLUSH_BYTES = 256 * 1024;
 /** How long a closing socket may still deliver queued output (the agent acks end of stream first). */
 const LINGER_MS = 2000;
+
+/** An exchange some ranks never joined within the collective timeout. */
+export class ExchangeTimeout extends Error {
+  override name = "ExchangeTimeout";
+  constructor(readonly missing: number[], readonly waitedMs: number) {
+    super(`${missing.length === 1 ? "rank" : "ranks"} ${missing.join(", ")} did not arrive within ${Math.round(waitedMs / 1000)} s`);
+  }
+}
 
 export class WorkerChannel {
   private readonly socket: Dealer;
@@ -21,8 +29,9 @@ export class WorkerChannel {
 
   private acked: () => void = () => {};
   private readonly ackReceived = new Promise<void>((resolve) => (this.acked = resolve));
-  private readonly exchanges = new Map<number, (values: string[]) => void>();
-  private exchangeSeq = 0;
+  /** Exchanges waiting for the agent, by "scope:seq". */
+  private readonly exchanges = new Map<string, { resolve(values: string[]): void; reject(err: Error): void }>();
+  private readonly exchangeSeq: Record<ExchangeScope, number> = { barrier: 0, collectives: 0 };
 
   constructor(endpoint: string, private readonly key: Buffer, routingId: string) {
     // linger: zeromq.js still drops queued messages on exit (the anchors saw 5-10 % lost over ipc),
@@ -37,10 +46,10 @@ export class WorkerChannel {
    * An all-gather of one string per rank through the agent: resolves to every rank's value,
    * rank-ordered, once every rank of the world has called it (the n-th call meets the others' n-th).
    */
-  exchange(value: string): Promise<string[]> {
-    const seq = ++this.exchangeSeq;
-    const done = new Promise<string[]>((resolve) => this.exchanges.set(seq, resolve));
-    this.send({ type: "exchange", seq, value });
+  exchange(scope: ExchangeScope, value: string): Promise<string[]> {
+    const seq = ++this.exchangeSeq[scope];
+    const done = new Promise<string[]>((resolve, reject) => this.exchanges.set(`${scope}:${seq}`, { resolve, reject }));
+    this.send({ type: "exchange", scope, seq, value });
     return done;
   }
 
@@ -59,9 +68,11 @@ export class WorkerChannel {
         if (!decoded) continue;
         const m = decoded.message;
         if (m.type === "ack") this.acked();
-        else if (m.type === "exchanged") {
-          this.exchanges.get(m.seq)?.(m.values);
-          this.exchanges.delete(m.seq);
+        else if (m.type === "exchanged" || m.type === "exchange-failed") {
+          const waiting = this.exchanges.get(`${m.scope}:${m.seq}`);
+          this.exchanges.delete(`${m.scope}:${m.seq}`);
+          if (m.type === "exchanged") waiting?.resolve(m.values);
+          else waiting?.reject(new ExchangeTimeout(m.missing, m.waitedMs));
         } else this.onAgentMessage(m);
       }
     } catch {

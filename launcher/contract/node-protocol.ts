@@ -2,6 +2,7 @@
 // the store hosted by node 0 say to each other. Signed like the worker protocol (protocol.ts), with
 // the launch's shared secret.
 import type { LaunchOptions } from "./options";
+import type { ExchangeScope } from "./protocol";
 import type { LaunchPayload } from "./payload";
 import type { GroupEvent, RankFailure, World } from "./vocabulary";
 
@@ -10,7 +11,7 @@ export type NodeMessage =
   | { type: "join"; rdzvId: string; nodeRank: number | null; numProcesses: number; host: string }
   | { type: "event"; event: Exclude<GroupEvent, { type: "result" }> }
   | { type: "result"; rank: number }
-  | { type: "exchange"; rank: number; seq: number; value: string }
+  | { type: "exchange"; rank: number; scope: ExchangeScope; seq: number; value: string }
   | { type: "group"; attempt: number; outcome: "succeeded" | "failed" | "stopped"; failures: RankFailure[] }
   | { type: "heartbeat" };
 
@@ -23,7 +24,8 @@ export type StoreMessage =
     }
   /** Start this attempt's workers: the world says which ranks are this node's, with their prefixes. */
   | { type: "start"; attempt: number; restartCount: number; world: World }
-  | { type: "exchanged"; seq: number; values: string[] }
+  | { type: "exchanged"; scope: ExchangeScope; seq: number; values: string[] }
+  | { type: "exchange-failed"; scope: ExchangeScope; seq: number; missing: number[]; waitedMs: number }
   | { type: "peer-failed"; rank: number; reason: string }
   | { type: "stop"; attempt: number }
   | { type: "finish"; outcome: string }

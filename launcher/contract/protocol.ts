@@ -31,14 +31,22 @@ export type WorkerMessage =
    * for `exchanged` with the same seq. `waitForEveryone()` is an exchange of ""; the collectives use
    * it to publish their endpoints when they connect.
    */
-  | { type: "exchange"; seq: number; value: string }
+  | { type: "exchange"; scope: ExchangeScope; seq: number; value: string }
   /** The worker has nothing more to send and waits for an `ack` before it exits. */
   | { type: "eos" };
+
+/**
+ * Exchanges are numbered per scope: the user's barriers and the collectives' own set-up each meet
+ * their counterparts on the other ranks, however the two interleave on one rank.
+ */
+export type ExchangeScope = "barrier" | "collectives";
 
 export type AgentMessage =
   | { type: "ack" }
   /** Every rank's value of exchange `seq`, rank-ordered. */
-  | { type: "exchanged"; seq: number; values: string[] }
+  | { type: "exchanged"; scope: ExchangeScope; seq: number; values: string[] }
+  /** Exchange `seq` waited longer than the collective timeout: these ranks never arrived. */
+  | { type: "exchange-failed"; scope: ExchangeScope; seq: number; missing: number[]; waitedMs: number }
   /** A rank of the world died: pending and later collectives fail now, not at the timeout. */
   | { type: "peer-failed"; rank: number; reason: string };
 

@@ -7,7 +7,7 @@ import { deserialize } from "v8";
 import path from "path";
 import type { LogChannel, ChannelMessage } from "../channel";
 import { removeSegments } from "../collectives";
-import { ENV, type AgentMessage, type GroupEvent, type LaunchOptions, type RankFailure, type WorkerInfo, type World } from "../contract";
+import { ENV, type AgentMessage, type ExchangeScope, type GroupEvent, type LaunchOptions, type RankFailure, type WorkerInfo, type World } from "../contract";
 import { visibleAccelerators } from "../devices";
 import { LinePrefixer } from "./prefix";
 import { workerEnvironment } from "./worker-env";
@@ -44,7 +44,7 @@ export class WorkerGroup {
   constructor(
     private readonly spec: GroupSpec,
     private readonly channel: LogChannel,
-    private readonly hooks: { onEvent(e: GroupEvent): void; onExchange(rank: number, seq: number, value: string): void; onChange(): void },
+    private readonly hooks: { onEvent(e: GroupEvent): void; onExchange(rank: number, scope: ExchangeScope, seq: number, value: string): void; onChange(): void },
   ) {}
 
   start(): void {
@@ -187,7 +187,7 @@ export class WorkerGroup {
         worker.error = { ...message.error, stack: this.spec.mapStack(message.error.stack) };
         break;
       case "exchange":
-        this.hooks.onExchange(worker.rank, message.seq, message.value);
+        this.hooks.onExchange(worker.rank, message.scope, message.seq, message.value);
         break;
       case "eos":
         break;

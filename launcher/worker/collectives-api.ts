@@ -6,7 +6,7 @@
 // one process, as Accelerate's single-process state is.
 import path from "path";
 import { Communicator, CollectiveError, type NumericArray, type ReduceOp } from "../collectives";
-import type { WorkerChannel } from "../channel";
+import { ExchangeTimeout, type WorkerChannel } from "../channel";
 import { ENV } from "../contract";
 
 export type { NumericArray, ReduceOp };
@@ -67,7 +67,7 @@ function communicatorFor(c: WorkerChannel): Promise<Communicator> {
       segmentPrefix: setup.segmentPrefix,
       key: setup.key,
       host: setup.host,
-      exchange: (mine) => c.exchange(mine),
+      exchange: (mine) => c.exchange("collectives", mine),
       timeoutMs: setup.timeoutMs,
     });
     if (peerFailure) comm.abort(peerFailure);
@@ -78,12 +78,22 @@ function communicatorFor(c: WorkerChannel): Promise<Communicator> {
 }
 
 /** Runs one collective on the data plane, or `alone` on a single process. */
-async function collective<T>(run: (comm: Communicator) => Promise<T>, alone: () => T): Promise<T> {
+async function collective<T>(name: string, run: (comm: Communicator) => Promise<T>, alone: () => T): Promise<T> {
   if (!channel || Number(process.env.WORLD_SIZE ?? 1) === 1) return alone();
   if (peerFailure) throw peerFailure;
   inFlight++;
   try {
-    return await run(await communicatorFor(channel));
+    let comm: Communicator;
+    try {
+      comm = await communicatorFor(channel);
+    } catch (err) {
+      // The first collective connects every rank; a rank that never calls one holds the others here.
+      if (err instanceof ExchangeTimeout) {
+        throw new CollectiveError(`${name} (the first collective, which connects the ranks) timed out: ${err.message} (--collective_timeout).`, name, 0, err.missing);
+      }
+      throw err;
+    }
+    return await run(comm);
   } finally {
     inFlight--;
   }
@@ -113,20 +123,20 @@ function checkSrc(src: number, what: string): void {
 export async function allReduce<T extends NumericArray>(x: T, op: ReduceOp = "sum"): Promise<T> {
   checkArray(x, "allReduce");
   checkOp(x, op, "allReduce");
-  return collective((c) => c.allReduce(x, op), () => x);
+  return collective("allReduce", (c) => c.allReduce(x, op), () => x);
 }
 
 /** Every rank's `x` becomes rank `src`'s, in place; resolves to `x`. */
 export async function broadcast<T extends NumericArray>(x: T, src = 0): Promise<T> {
   checkArray(x, "broadcast");
   checkSrc(src, "broadcast");
-  return collective((c) => c.broadcast(x, src), () => x);
+  return collective("broadcast", (c) => c.broadcast(x, src), () => x);
 }
 
 /** A new array of x's type, worldSize × x.length long: every rank's `x`, rank-ordered. */
 export async function allGather<T extends NumericArray>(x: T): Promise<T> {
   checkArray(x, "allGather");
-  return collective((c) => c.allGather(x), () => x.slice() as T);
+  return collective("allGather", (c) => c.allGather(x), () => x.slice() as T);
 }
 
 /** Reduces across ranks and returns this rank's slice (x.length / worldSize long). */
@@ -137,22 +147,27 @@ export async function reduceScatter<T extends NumericArray>(x: T, op: ReduceOp =
   if (x.length % worldSize !== 0) {
     throw new RangeError(`reduceScatter: the length (${x.length}) must be divisible by the number of processes (${worldSize}); pad the array to ${Math.ceil(x.length / worldSize) * worldSize}.`);
   }
-  return collective((c) => c.reduceScatter(x, op), () => x.slice() as T);
+  return collective("reduceScatter", (c) => c.reduceScatter(x, op), () => x.slice() as T);
 }
 
 /** Rank `src`'s value on every rank (structured clone). */
 export async function broadcastObject<V>(value: V, src = 0): Promise<V> {
   checkSrc(src, "broadcastObject");
-  return collective((c) => c.broadcastObject(value, src), () => structuredClone(value));
+  return collective("broadcastObject", (c) => c.broadcastObject(value, src), () => structuredClone(value));
 }
 
 /** Every rank's value, rank-ordered, on every rank (structured clone; Accelerate's gather_object). */
 export async function gatherObject<V>(value: V): Promise<V[]> {
-  return collective((c) => c.gatherObject(value), () => [structuredClone(value)]);
+  return collective("gatherObject", (c) => c.gatherObject(value), () => [structuredClone(value)]);
 }
 
 /** A barrier: resolves once every rank of the launch has called it (Accelerate's wait_for_everyone). */
 export async function waitForEveryone(): Promise<void> {
   if (!channel) return; // a single process is already everyone
-  await channel.exchange("");
+  try {
+    await channel.exchange("barrier", "");
+  } catch (err) {
+    if (err instanceof ExchangeTimeout) throw new CollectiveError(`waitForEveryone timed out: ${err.message} (--collective_timeout).`, "waitForEveryone", -1, err.missing);
+    throw err;
+  }
 }

@@ -6,9 +6,7 @@ import path from "path";
 import vm from "vm";
 import { deserialize } from "v8";
 import { cellFileName, type LaunchPayload, type RecordedCell } from "../contract";
-
-/** What `require("tslaunch")` gives user code in a worker: dist/launcher/index.js. */
-const PUBLIC_FACE = path.join(__dirname, "..", "index.js");
+import { ownPackageFile } from "./own-package";
 
 export interface CellRuntime {
   exports: Record<string, unknown>;
@@ -56,7 +54,8 @@ function createSessionRequire(payload: LaunchPayload): NodeJS.Require {
           if (id === "tslab") return require("./worker-display");
           // The package's public face, for the user's code (not an import of this module's own:
           // resolved at run time, so the worker folder stays below the API in the layering).
-          if (id === "tslaunch") return require(PUBLIC_FACE);
+          const own = ownPackageFile(id);
+          if (own) return require(own);
           const s = requireSide(dir, id);
           if (s.found) return s.exports;
         }

@@ -8,6 +8,7 @@ import { setDisplaySink } from "./worker-display";
 import { createCellRuntime, runCell } from "./replay";
 import { serialize } from "v8";
 import { attachWorkerChannel, closeCollectives, pendingCollectives } from "./collectives-api";
+import { resolveOwnPackage } from "./own-package";
 
 /** fd 3 is a pipe whose other end only the agent holds. */
 const LIFELINE_FD = 3;
@@ -43,6 +44,7 @@ function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number)
 }
 
 async function main(): Promise<void> {
+  resolveOwnPackage();
   holdLifeline(path.dirname(process.env[ENV.payload]!));
   const rank = Number(process.env.RANK);
   const key = Buffer.from(process.env[ENV.key] ?? "", "hex");
