@@ -1,7 +1,8 @@
 // `npm run bench [-- options]`: our figures beside the anchor benchmarks (../shared/anchors), measured
 // in the same run, as ratios. Prints markdown tables and writes bench/results/<stamp>.json.
 //
-//   --only latency|logs|cell|guard  one section (repeatable, or comma-separated); default: all four
+//   --only latency|logs|cell|guard|collectives  one section (repeatable, or comma-separated); default: all
+//   --coll-rounds N            ours/gloo alternations per world size (collectives; default 2, quick 1)
 //   --reps N                   warm launches per N (latency) and interleaved rounds (logs); default 7 / 5 (quick 5 / 3)
 //   --quick                    a short run: N = 1, 4; 10 000 lines; fewer reps
 //   --ns 1,2,4,8               launch sizes (latency)          --lines L     lines per rank (logs; default 50 000)
@@ -34,9 +35,10 @@ import {
 import { latencyTables, runLatency, type LatencyRow } from "./latency";
 import { logsTables, runLogs, type LogsResult } from "./logs";
 import { guardTables, runGuard } from "./guard";
+import { collectivesTable, runCollectivesBench } from "./collectives";
 
-type Section = "latency" | "logs" | "cell" | "guard";
-const SECTIONS: Section[] = ["latency", "logs", "cell", "guard"];
+type Section = "latency" | "logs" | "cell" | "guard" | "collectives";
+const SECTIONS: Section[] = ["latency", "logs", "cell", "guard", "collectives"];
 
 interface Options {
   only: Section[];
@@ -50,12 +52,13 @@ interface Options {
   anchors?: string;
   out?: string;
   kernelEnv: Record<string, string>;
+  collRounds: number;
 }
 
 function usage(message?: string): never {
   if (message) console.error(`bench: ${message}`);
   console.error(
-    "usage: npm run bench -- [--quick] [--only latency|logs|cell] [--reps N] [--ns 1,2,4,8] [--lines L] [--log-ranks N] [--cell-reps N] [--ipp-calls N] [--anchors DIR] [--out FILE] [--kernel-env KEY=VALUE]...",
+    "usage: npm run bench -- [--quick] [--only latency|logs|cell|guard|collectives] [--coll-rounds N] [--reps N] [--ns 1,2,4,8] [--lines L] [--log-ranks N] [--cell-reps N] [--ipp-calls N] [--anchors DIR] [--out FILE] [--kernel-env KEY=VALUE]...",
   );
   process.exit(message ? 2 : 0);
 }
@@ -78,6 +81,7 @@ function parseOptions(argv: string[]): Options {
     cellReps: quick ? 30 : 100,
     ippCalls: quick ? 5 : 10,
     kernelEnv: {},
+    collRounds: quick ? 1 : 2,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -109,6 +113,9 @@ function parseOptions(argv: string[]): Options {
         break;
       case "--ipp-calls":
         o.ippCalls = positive(flag, value());
+        break;
+      case "--coll-rounds":
+        o.collRounds = positive(flag, value());
         break;
       case "--anchors":
         o.anchors = path.resolve(String(value()));
@@ -277,6 +284,17 @@ async function main(): Promise<void> {
       (result as Record<string, unknown>).guard = guard;
       console.log(guardTables(guard));
       markdown.push(`## 4. Device guard cost per cell\n\n${guardTables(guard)}`);
+    });
+    await section("collectives", async () => {
+      console.log(`\n## 5. All-reduce (float32 sum) beside gloo (n = 2, 4; ${o.collRounds} rounds; load ${loadavg().join(" ")})`);
+      const rows = await runCollectivesBench({
+        ns: [2, 4], rounds: o.collRounds, itersScale: o.quick ? 0.3 : 1, python: anchors.python,
+        anchorScript: anchors.pythonProblem ? undefined : path.join(anchors.dir, "py", "collectives.py"), gloo: !anchors.pythonProblem,
+        log: (line) => console.log(`  ${line}`),
+      });
+      (result as Record<string, unknown>).collectives = rows;
+      console.log(collectivesTable(rows));
+      markdown.push(`## 5. All-reduce beside gloo\n\nbusbw = 2(n-1)/n · bytes / time; ours / gloo > 1: we are faster.\n\n${collectivesTable(rows)}`);
     });
   } catch (err) {
     const message = err instanceof Error ? err.stack ?? err.message : String(err);

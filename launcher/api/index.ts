@@ -9,6 +9,8 @@ export { printLaunchEvent, noticeLine, restartLine } from "./terminal-output";
 export { scriptPayload } from "./script-payload";
 export { Launch, NodeAgent } from "../agent";
 export { SendQueue } from "../channel";
+// The data plane itself, for benchmarks and for code that manages its own ranks.
+export { Communicator, removeSegments, type CommSpec, type Tuning } from "../collectives";
 export { resolveOwnPackage } from "../worker";
 export { scanProcess, describeEvidence, watchLists, type Evidence, type WatchLists } from "../devices";
 export { renderPrefix } from "../group";

@@ -113,6 +113,15 @@ function checkSpec(spec: CommSpec): void {
   if (!(spec.timeoutMs > 0)) throw new RangeError(`CommSpec.timeoutMs must be a positive number of milliseconds, got ${spec.timeoutMs}`);
 }
 
+function checkTuning(t: Tuning): void {
+  const bad = (what: string, v: unknown, want: string) => new RangeError(`Tuning.${what} must be ${want}, got ${JSON.stringify(v)}`);
+  if (!Number.isInteger(t.stagingBytes) || t.stagingBytes < 4096 || t.stagingBytes % 64 !== 0) throw bad("stagingBytes", t.stagingBytes, "a multiple of 64, at least 4096");
+  if (!Number.isInteger(t.tcpChunkBytes) || t.tcpChunkBytes < 1) throw bad("tcpChunkBytes", t.tcpChunkBytes, "a positive integer");
+  if (!(t.smallAllReduceBytes >= 0)) throw bad("smallAllReduceBytes", t.smallAllReduceBytes, "a number ≥ 0");
+  if (!(t.sliceUs >= 1)) throw bad("sliceUs", t.sliceUs, "at least 1");
+  for (const k of ["spinUs", "yieldUs"] as const) if (t[k] !== "auto" && !((t[k] as number) >= 0)) throw bad(k, t[k], `"auto" or a number ≥ 0`);
+}
+
 interface Topology {
   nodes: number[][];
   myNode: number;
@@ -132,6 +141,10 @@ function topology(spec: CommSpec): Topology {
 interface Published {
   /** TCP endpoint, when there is more than one node. */
   e?: string;
+  /** A node leader's staging size: the others map the segment with the leader's layout. */
+  s?: number;
+  /** Rank 0's algorithm thresholds [smallAllReduceBytes, tcpChunkBytes]: every rank must take the same path. */
+  a?: [number, number];
 }
 
 export class Communicator {
@@ -164,13 +177,14 @@ export class Communicator {
   static async connect(spec: CommSpec, tuning: Partial<Tuning> = {}): Promise<Communicator> {
     checkSpec(spec);
     const tune: Tuning = { ...DEFAULT_TUNING, ...tuning };
+    checkTuning(tune);
     const topo = topology(spec);
     if (spec.worldSize === 1) return new Communicator(spec, topo, undefined, undefined, undefined);
 
     const localRanks = topo.nodes[topo.myNode];
     const isLeader = topo.local === 0;
     const multiNode = topo.nodes.length > 1;
-    const layout = segmentLayout(localRanks.length, tune.stagingBytes);
+    let layout = segmentLayout(localRanks.length, tune.stagingBytes);
     const name = segmentName(spec.segmentPrefix, topo.myNode);
     let mapping: Mapping | undefined;
     let mesh: RemoteMesh | undefined;
@@ -181,10 +195,19 @@ export class Communicator {
         mapping = createSegment(name, layout);
         created = true;
       }
-      if (multiNode) mesh = await RemoteMesh.bind(spec.host, spec.rank, spec.key);
-      const mine: Published = mesh ? { e: mesh.endpoint } : {};
+      const remoteRanks = [...Array(spec.worldSize).keys()].filter((r) => topo.nodeOf[r] !== topo.myNode);
+      if (multiNode) mesh = await RemoteMesh.bind(spec.host, spec.rank, spec.key, remoteRanks);
+      const mine: Published = {
+        e: mesh?.endpoint,
+        s: created ? layout.stagingBytes : undefined,
+        a: spec.rank === 0 ? [tune.smallAllReduceBytes, tune.tcpChunkBytes] : undefined,
+      };
       const published = (await spec.exchange(JSON.stringify(mine))).map((s) => JSON.parse(s) as Published);
-      if (localRanks.length > 1 && !isLeader) mapping = openSegment(name, layout);
+      [tune.smallAllReduceBytes, tune.tcpChunkBytes] = published[0].a ?? [tune.smallAllReduceBytes, tune.tcpChunkBytes];
+      if (localRanks.length > 1 && !isLeader) {
+        layout = segmentLayout(localRanks.length, published[localRanks[0]].s ?? tune.stagingBytes);
+        mapping = openSegment(name, layout);
+      }
       // Second exchange: every local rank has mapped the segment, so its name can go now.
       await spec.exchange("mapped");
       if (created) unlinkShared(name);

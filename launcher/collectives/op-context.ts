@@ -21,6 +21,8 @@ export class OpContext {
   /** During a cross-node arrival: remote ranks not heard from yet, added to a local timeout's list. */
   missingElsewhere: (() => number[]) | undefined;
   readonly deadline: number;
+  /** When the event loop last had a turn during this collective (see progress.ts, MAX_BUSY_MS). */
+  lastTurn: number;
 
   constructor(
     readonly kind: string,
@@ -28,7 +30,8 @@ export class OpContext {
     readonly timeoutMs: number,
     readonly worldSize: number,
   ) {
-    this.deadline = performance.now() + timeoutMs;
+    this.lastTurn = performance.now();
+    this.deadline = this.lastTurn + timeoutMs;
   }
 
   get aborted(): boolean {

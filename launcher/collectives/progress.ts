@@ -25,6 +25,13 @@ const SLEEPERS = 1; // int32 index within a slot
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/**
+ * A collective that never has to sleep (every step finds its peers ready) would otherwise keep the
+ * event loop from running until it completes: 1 GiB is seconds. Give it a turn at least this often,
+ * so abort(), the launcher's heartbeats and timers stay live.
+ */
+const MAX_BUSY_MS = 10;
+
 export class ProgressBoard {
   private t = 0;
 
@@ -85,7 +92,13 @@ export class ProgressBoard {
   /** Resolves once every local rank reached `target`; rejects on abort or at the deadline. */
   async waitAll(target: number, ctx: OpContext): Promise<void> {
     let k = this.firstBehind(target);
-    if (k < 0) return;
+    if (k < 0) {
+      if (performance.now() - ctx.lastTurn < MAX_BUSY_MS) return;
+      await yieldToEventLoop();
+      ctx.lastTurn = performance.now();
+      ctx.throwIfAborted();
+      return;
+    }
     ctx.throwIfAborted();
     if (this.policy.spinUs > 0) {
       const until = performance.now() + this.policy.spinUs / 1000;
@@ -114,10 +127,10 @@ export class ProgressBoard {
       k = this.firstBehind(target, k);
       if (k < 0) return;
       const now = performance.now();
-      if (now - lastYield >= this.policy.sliceUs / 1000) {
+      if (now - lastYield >= this.policy.sliceUs / 1000 || now - ctx.lastTurn >= MAX_BUSY_MS) {
         await yieldToEventLoop();
         ctx.throwIfAborted();
-        lastYield = performance.now();
+        lastYield = ctx.lastTurn = performance.now();
         k = this.firstBehind(target, k);
         if (k < 0) return;
       }

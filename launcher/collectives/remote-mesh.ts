@@ -46,12 +46,17 @@ export class RemoteMesh {
     readonly endpoint: string,
     private readonly rank: number,
     private readonly secret: Buffer,
+    private readonly remoteRanks: Set<number>,
   ) {
     void this.receiveLoop();
   }
 
-  /** Binds this rank's receiving socket on `host` (a free port). */
-  static async bind(host: string, rank: number, secret: Buffer): Promise<RemoteMesh> {
+  /**
+   * Binds this rank's receiving socket on `host` (a free port). `remoteRanks` are the ranks it accepts
+   * messages from: known up front, because a faster peer may connect and send before this rank has
+   * connected its own sockets (dropping those early messages hung the first collective, 1 run in ~10).
+   */
+  static async bind(host: string, rank: number, secret: Buffer, remoteRanks: number[]): Promise<RemoteMesh> {
     const pull = new Pull({ linger: 0, receiveHighWaterMark: 0 });
     const literal = host.includes(":") ? `[${host}]` : host;
     try {
@@ -61,7 +66,7 @@ export class RemoteMesh {
       pull.close();
       throw new Error(`cannot bind the collectives TCP socket on ${host}: ${(err as Error).message}`);
     }
-    return new RemoteMesh(pull, pull.lastEndpoint!, rank, secret);
+    return new RemoteMesh(pull, pull.lastEndpoint!, rank, secret, new Set(remoteRanks));
   }
 
   /** Connects to every remote rank (global rank → endpoint). */
@@ -113,7 +118,7 @@ export class RemoteMesh {
         continue;
       }
       const msg = openFrame(this.secret, frames);
-      if (!msg || msg.header.to !== this.rank || !this.peers.has(msg.header.from)) {
+      if (!msg || msg.header.to !== this.rank || !this.remoteRanks.has(msg.header.from)) {
         this.dropped++;
         continue;
       }
