@@ -157,6 +157,34 @@ const NOTEBOOK_CHECKS: Record<string, (cells: Cell[]) => void> = {
     expect(streamText(bad.outputs!, 'stdout')).toMatch(/^mixedPrecision must be one of no, fp16, bf16, fp8, got "fp64"/);
     expect(launchViews(bad)).toEqual([]);
   },
+  '05-data-parallel-training.ipynb': (cells) => {
+    // %%launch -n 2: rank 0 prints 100 steps of a falling global loss, then the held-out accuracy.
+    const launch = cellStarting(cells, '%%launch -n 2\n');
+    const out = streamText(launch.outputs!, 'stdout');
+    const losses = [...out.matchAll(/^\[rank0\]: step +(\d+) +loss (\d+\.\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(losses.map(([step]) => step)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(losses[99][1]).toBeLessThan(losses[0][1] / 10);
+    expect(out).not.toMatch(/^\[rank1\]: step/m); // print() is rank 0's
+    const accuracy = Number(/accuracy on the held-out set: (\d+\.\d) %/.exec(out)?.[1]);
+    expect(accuracy).toBeGreaterThan(80);
+    expect(launchViews(launch).map((v) => v.model.state)).toEqual(['succeeded']);
+    // 1, 2 and 4 ranks: the same curve (|Δ| <= 1e-4 over 100 steps), weights bitwise equal on every rank.
+    const compare = cellStarting(cells, '//%tslaunch:no-replay');
+    const text = streamText(compare.outputs!, 'stdout');
+    for (const n of [1, 2, 4]) {
+      const m = new RegExp(`^${n} rank\\(s\\): final loss (\\d+\\.\\d+), max \\|Δloss\\| vs 1 rank over 100 steps ([\\d.e+-]+), weights equal on every rank after every step: (true|false)$`, 'm').exec(text);
+      expect(m, `${n} ranks in:\n${text}`).not.toBeNull();
+      expect(Number(m![2])).toBeLessThanOrEqual(1e-4);
+      expect(m![3]).toBe('true');
+    }
+    const svg = normalizeOutputs(compare.outputs).find((o) => o.output_type === 'display_data' && 'image/svg+xml' in (o.data as object));
+    expect(multiline((svg?.data as Record<string, string | string[]>)['image/svg+xml'])).toMatch(/^<svg[\s\S]*1 rank[\s\S]*2 ranks[\s\S]*4 ranks[\s\S]*<\/svg>\s*$/);
+    // A rank killed at step 50 with --max_restarts 1: the group restarts (from the start) and finishes.
+    const restart = cellStarting(cells, '%%launch -n 2 --max_restarts 1');
+    expect(streamText(restart.outputs!, 'stderr')).toContain('[tslaunch] worker group failed: rank 1 was killed by SIGKILL; restart 1/1');
+    expect(streamText(restart.outputs!, 'stdout')).toMatch(/^\[rank0\]: finished after 1 restart\(s\): final loss \d+\.\d+, accuracy \d+\.\d %$/m);
+    expect(launchViews(restart).map((v) => [v.model.state, v.model.restarts])).toEqual([['succeeded', 1]]);
+  },
   '03-elastic-restarts.ipynb': (cells) => {
     const launch = cellStarting(cells, '%%launch -n 3 --max_restarts 3');
     const err = streamText(launch.outputs!, 'stderr');
@@ -196,7 +224,7 @@ const NOTEBOOK_CHECKS: Record<string, (cells: Cell[]) => void> = {
 
 describe('every notebook in notebooks/ executes through nbconvert', () => {
   it('finds the example notebooks, and each has its checks here', () => {
-    expect(NOTEBOOKS).toEqual(expect.arrayContaining(['01-hello-launch.ipynb', '02-function-api.ipynb', '03-elastic-restarts.ipynb', '04-device-guard.ipynb']));
+    expect(NOTEBOOKS).toEqual(expect.arrayContaining(['01-hello-launch.ipynb', '02-function-api.ipynb', '03-elastic-restarts.ipynb', '04-device-guard.ipynb', '05-data-parallel-training.ipynb']));
     for (const name of NOTEBOOKS) expect(NOTEBOOK_CHECKS[name], `no checks for ${name}`).toBeDefined();
   });
 

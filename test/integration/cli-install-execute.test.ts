@@ -63,6 +63,16 @@ describe("tslaunch execute", () => {
     expect(counts).toEqual([1, 2, 3, 4]);
   });
 
+  it("runs the data-parallel training notebook: rank 0's losses, the same curve on 1, 2 and 4 ranks, the restart after a killed rank", () => {
+    const out = path.join(tempDir(), "dp.ipynb");
+    const r = tslaunch(["execute", "notebooks/05-data-parallel-training.ipynb", "--output", out], { env: { TMPDIR: tempDir() }, timeout: 170_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^\[rank0\]: step +99 +loss \d+\.\d+$/m);
+    for (const n of [2, 4]) expect(r.stdout).toMatch(new RegExp(`^${n} rank\\(s\\): .*max \\|Δloss\\| vs 1 rank over 100 steps (0\\.00e\\+0|\\d\\.\\d+e-([4-9]|[1-9]\\d)), weights equal on every rank after every step: true$`, "m"));
+    expect(r.stdout).toContain("[tslaunch] worker group failed: rank 1 was killed by SIGKILL; restart 1/1");
+    expect(r.stdout).toMatch(/\[rank0\]: finished after 1 restart\(s\)/);
+  }, 180_000);
+
   it("exits non-zero at the first failing cell and says which", () => {
     const dir = tempDir();
     const nbPath = path.join(dir, "fails.ipynb");
