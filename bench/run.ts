@@ -142,6 +142,16 @@ function parseOptions(argv: string[]): Options {
   return o;
 }
 
+/** Why `python` cannot import `module` (null when it can). */
+function pythonCannotImport(python: string, module: string): string | null {
+  try {
+    execFileSync(python, ["-c", `import ${module}`], { stdio: ["ignore", "ignore", "pipe"] });
+    return null;
+  } catch (err) {
+    return `${python} cannot import ${module} (Debian: apt-get install python3-torch): ${String((err as { stderr?: Buffer }).stderr ?? err).trim().split("\n").pop()}`;
+  }
+}
+
 /** The commit, and the product files that differ from it (this tree is often mid-edit). */
 function gitDescribe(): { commit?: string; dirty?: boolean; changedProductFiles?: string[] } {
   try {
@@ -287,9 +297,12 @@ async function main(): Promise<void> {
     });
     await section("collectives", async () => {
       console.log(`\n## 5. All-reduce (float32 sum) beside gloo (n = 2, 4; ${o.collRounds} rounds; load ${loadavg().join(" ")})`);
+      // gloo needs torch alone (the other Python anchors also need ipyparallel and pyzmq).
+      const torchProblem = pythonCannotImport(anchors.python, "torch.distributed");
+      if (torchProblem) console.log(`  warning: no gloo columns: ${torchProblem}`);
       const rows = await runCollectivesBench({
         ns: [2, 4], rounds: o.collRounds, itersScale: o.quick ? 0.3 : 1, python: anchors.python,
-        anchorScript: anchors.pythonProblem ? undefined : path.join(anchors.dir, "py", "collectives.py"), gloo: !anchors.pythonProblem,
+        anchorScript: path.join(anchors.dir, "py", "collectives.py"), gloo: !torchProblem,
         log: (line) => console.log(`  ${line}`),
       });
       (result as Record<string, unknown>).collectives = rows;

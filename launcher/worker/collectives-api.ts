@@ -19,6 +19,11 @@ let communicator: Communicator | null = null;
 let peerFailure: Error | null = null;
 let inFlight = 0;
 
+/** "rank 2" or "ranks 1, 3". */
+function rankList(ranks: number[]): string {
+  return ranks.length === 1 ? `rank ${ranks[0]}` : `ranks ${ranks.join(", ")}`;
+}
+
 /** Called by worker-main with the worker's channel to the agent. */
 export function attachWorkerChannel(c: WorkerChannel | null): void {
   channel = c;
@@ -89,7 +94,11 @@ async function collective<T>(name: string, run: (comm: Communicator) => Promise<
     } catch (err) {
       // The first collective connects every rank; a rank that never calls one holds the others here.
       if (err instanceof ExchangeTimeout) {
-        throw new CollectiveError(`${name} (the first collective, which connects the ranks) timed out: ${err.message} (--collective_timeout).`, name, 0, err.missing);
+        throw new CollectiveError(
+          `${name} #0 timed out after ${Math.round(err.waitedMs)} ms: ${rankList(err.missing)} did not arrive ` +
+            `(the first collective also connects the ranks; --collective_timeout sets the limit).`,
+          name, 0, err.missing,
+        );
       }
       throw err;
     }
@@ -167,7 +176,9 @@ export async function waitForEveryone(): Promise<void> {
   try {
     await channel.exchange("barrier", "");
   } catch (err) {
-    if (err instanceof ExchangeTimeout) throw new CollectiveError(`waitForEveryone timed out: ${err.message} (--collective_timeout).`, "waitForEveryone", -1, err.missing);
+    if (err instanceof ExchangeTimeout) {
+      throw new CollectiveError(`waitForEveryone timed out after ${Math.round(err.waitedMs)} ms: ${rankList(err.missing)} did not arrive (--collective_timeout sets the limit).`, "waitForEveryone", -1, err.missing);
+    }
     throw err;
   }
 }
