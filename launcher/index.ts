@@ -1,6 +1,6 @@
 // The package's public face: what `import ... from "tslaunch"` gives, in a cell, a worker or a script.
 export { notebookLauncher, debugLauncher, runLaunch, buildErrorReport, Launch } from "./api";
-export type { LauncherOptions, LaunchHost, LaunchHooks, LaunchRequest, LaunchErrorReport } from "./api";
+export type { LauncherOptions, LaunchHost, LaunchHooks, LaunchExtras, LaunchErrorReport } from "./api";
 export { state, waitForEveryone, onMainProcess, onLocalMainProcess, print } from "./api";
 export { allReduce, broadcast, allGather, reduceScatter, broadcastObject, gatherObject, CollectiveError } from "./api";
 export type { DistributedState, NumericArray, ReduceOp } from "./api";

@@ -48,7 +48,7 @@ export async function runLaunchCell(magic: CellMagic, ctx: LaunchCellContext): P
 
   const payload = { cwd: ctx.session.cwd, replay: ctx.session.recorded, body, sideOutputs: [...ctx.session.sideOutputs].map(([path, data]) => ({ path, data })) };
   try {
-    await runLaunch({ options, payload, surface: "magic" }, ctx.host);
+    await runLaunch(options, payload, ctx.host, { surface: "magic" });
     ctx.output.flush();
     return { ok: true };
   } catch (err) {

@@ -65,7 +65,7 @@ async function launchFunction(fn: Function, args: unknown[], options: LaunchOpti
     body: callBody(host.locateFunction ? { js: host.locateFunction(fn) } : functionLocator(fn), host.executionCount(), host),
     argsV8: serializeArgs(args),
   };
-  const result = await runLaunch({ options, payload, env, surface: "api" }, host);
+  const result = await runLaunch(options, payload, host, { env, surface: "api" });
   // One value per rank of the world that ran (nodes may run different numbers of processes).
   return Array.from({ length: result.worldSize }, (_, i) => result.returnValues[i]);
 }

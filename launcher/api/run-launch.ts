@@ -10,11 +10,10 @@ import { debugModeEnabled, runDebugProbe } from "./debug-probe";
 import { buildErrorReport } from "./error-report";
 import type { LaunchHooks } from "./launch-host";
 
-export interface LaunchRequest {
-  options: LaunchOptions;
-  payload: LaunchPayload;
-  /** Where the options came from: error messages use its words. */
-  surface: Surface;
+/** What only some launches need: said once here, so the three callers pass what differs. */
+export interface LaunchExtras {
+  /** Where the options came from: error messages use its words (default "api"). */
+  surface?: Surface;
   /** Environment for this launch only (on top of the host's workerEnv). */
   env?: Record<string, string>;
   /** The shared secret for launches across nodes (else TSLAUNCH_SECRET). */
@@ -26,12 +25,11 @@ export interface LaunchRequest {
  * LaunchError carrying the one report otherwise, and with a ReportedError (OptionError,
  * DeviceGuardError, ProbeError, RendezvousError) when the launch could not start.
  */
-export async function runLaunch(request: LaunchRequest, host: LaunchHooks): Promise<RunResult> {
-  const { options, payload } = request;
-  const numProcesses = resolveNumProcesses(options, request.surface);
+export async function runLaunch(options: LaunchOptions, payload: LaunchPayload, host: LaunchHooks, extras: LaunchExtras = {}): Promise<RunResult> {
+  const numProcesses = resolveNumProcesses(options, extras.surface ?? "api");
   host.checkBeforeLaunch?.();
   const spec: WorkerSpec = {
-    options, numProcesses, payload, env: { ...host.workerEnv, ...request.env }, execArgv: host.execArgv, secret: request.secret,
+    options, numProcesses, payload, env: { ...host.workerEnv, ...extras.env }, execArgv: host.execArgv, secret: extras.secret,
   };
   if (debugModeEnabled()) {
     const notice = await runDebugProbe(spec, (e) => host.onEvent(e), (l) => host.setActive(l));

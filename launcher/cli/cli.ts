@@ -2,7 +2,7 @@
 // same agent and flags as %%launch, from a terminal. Output is prefixed per rank; the exit code is
 // the job's.
 import {
-  launchHelp, OptionError, parseLaunchArgv, ReportedError, RendezvousError, LaunchError,
+  launchHelp, OptionError, parseLaunchArgv, ReportedError, RendezvousError, LaunchError, type LaunchOptions, type LaunchPayload,
 } from "../contract";
 import { printLaunchEvent, runLaunch, scriptPayload, type ActiveLaunchHandle } from "../api";
 import { NodeAgent } from "../agent";
@@ -23,7 +23,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const scriptAt = argv.findIndex((a, i) => !a.startsWith("-") && (i === 0 || !argv[i - 1].startsWith("-") || argv[i - 1].includes("=") || argv[i - 1] === "--"));
   const flags = scriptAt < 0 ? argv : argv.slice(0, scriptAt);
   const rest = scriptAt < 0 ? [] : argv.slice(scriptAt);
-  let request: Parameters<typeof runLaunch>[0];
+  let request: { options: LaunchOptions; payload: LaunchPayload; secret?: string };
   try {
     const { parsed, extra } = parseLaunchArgv(flags, "cli", { secret: { type: "string" } });
     if (parsed.help || rest.length === 0) {
@@ -32,7 +32,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     resolveNumProcesses(parsed.options, "cli"); // a usage error before the script is transpiled
     if (parsed.options.numNodes > 1) secretFrom(extra.secret as string | undefined);
-    request = { options: parsed.options, payload: scriptPayload(rest[0], rest.slice(1)), surface: "cli", secret: extra.secret as string | undefined };
+    request = { options: parsed.options, payload: scriptPayload(rest[0], rest.slice(1)), secret: extra.secret as string | undefined };
   } catch (err) {
     return usageFailure(err);
   }
@@ -43,7 +43,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   process.on("SIGTERM", onSignal);
   process.on("exit", onExit);
   try {
-    await runLaunch(request, { onEvent: printLaunchEvent, setActive: (l) => (active = l) });
+    await runLaunch(request.options, request.payload, { onEvent: printLaunchEvent, setActive: (l) => (active = l) }, { surface: "cli", secret: request.secret });
     return 0;
   } catch (err) {
     if (err instanceof LaunchError) {

@@ -223,6 +223,7 @@ describe('ACCELERATE_DEBUG_MODE', () => {
     const m = PROBE_PASSED.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();
     expect(m![1]).toBe('2');
+    expect(r.stderr).toContain('met at a barrier, summed an all-reduce across all ranks and nodes, and each sees only its own device');
     expect(r.stderr.match(/environment check passed/g)).toHaveLength(1);
     const { byRank, unprefixed } = linesByRank(r.stdout);
     expect(unprefixed).toEqual([]);

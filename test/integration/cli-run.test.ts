@@ -49,6 +49,15 @@ describe('tslaunch run', () => {
     expect(leak.tmp.launchDirs()).toEqual([]);
   });
 
+  it('a script uses the collectives: allReduce, allGather and broadcastObject across 3 ranks', async () => {
+    const script = path.relative(path.resolve(FIXTURES, '..', '..'), path.join(FIXTURES, 'cli-collectives', 'train.ts'));
+    const { exit, stdout, stderr } = await runToEnd(['run', '-n', '3', script]);
+    expect(exit, stderr).toEqual({ code: 0, signal: null });
+    expect(stdout.split('\n').filter(Boolean).sort()).toEqual(
+      [0, 1, 2].map((r) => `[rank${r}]: rank ${r}: mean 2 2 gathered 0,10,20 config {"lr":0.1,"from":0}`),
+    );
+  });
+
   it("passes everything after the script to the script, flag-like arguments included; flags before it are tslaunch's", async () => {
     const { exit, stdout } = await runToEnd(['run', '--num_processes=2', '--mixed_precision', 'bf16', SCRIPT_REL, '--lr', '0.1', '-n', '7']);
     expect(exit.code).toBe(0);
