@@ -176,9 +176,17 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       const cell = (index: number): Locator => page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell').nth(index);
       const runCell = async (index: number): Promise<void> => {
         const c = cell(index);
-        await c.scrollIntoViewIfNeeded();
-        await c.locator('.jp-InputPrompt').first().click();
-        await page.keyboard.press('Shift+Enter');
+        const prompt = c.locator('.jp-InputPrompt').first();
+        // Under load the key can reach the page before the click selected the cell (seen in CI: the
+        // cell stayed unrun); press again only while the prompt still says it never ran ("[ ]:").
+        for (let attempt = 0; attempt < 3; attempt++) {
+          await c.scrollIntoViewIfNeeded();
+          await prompt.click();
+          await page.keyboard.press('Shift+Enter');
+          const deadline = Date.now() + 3000;
+          while (Date.now() < deadline && /^\[\s*\]:?$/.test((await prompt.innerText()).trim())) await page.waitForTimeout(50);
+          if (!/^\[\s*\]:?$/.test((await prompt.innerText()).trim())) return;
+        }
       };
       const reload = async (): Promise<void> => {
         await page.goto(`${srv.baseUrl}lab/tree/${encodeURIComponent(name)}?token=${srv.token}`);
