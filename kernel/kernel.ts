@@ -33,6 +33,8 @@ export class Kernel {
   /** Execute requests received so far; after an error, ones received before it are aborted. */
   private received = 0;
   private abortBefore = 0;
+  /** Shell requests received and not yet answered (0: the kernel is idle). */
+  private queuedShell = 0;
   private activeLaunch: ActiveLaunchHandle | null = null;
   private readonly guard = new DeviceGuard();
   /** The kernel as the host of every launch (%%launch cells and notebookLauncher() calls). */
@@ -63,6 +65,7 @@ export class Kernel {
       // Shell requests run one after another, as in ipykernel.
       (msg) => {
         const seq = msg.header.msg_type === "execute_request" ? ++this.received : 0;
+        this.queuedShell++;
         const run = this.shellChain.then(() => this.handle(msg, "shell", seq));
         this.shellChain = run.catch(() => {});
         return Promise.resolve();
@@ -112,6 +115,8 @@ export class Kernel {
       this.log(`request ${msg.header.msg_type} failed: ${(err as Error)?.stack ?? err}`);
     } finally {
       this.server.publish("status", { execution_state: "idle" }, msg);
+      // Warm workers start when no cell is running or waiting, so they never slow one down.
+      if (channel === "shell" && --this.queuedShell === 0) this.launchHost.refillWarmPool();
     }
   }
 
@@ -225,6 +230,7 @@ export class Kernel {
 
   private async shutdown(msg: JupyterMessage<unknown>, channel: "shell" | "control", restart: boolean): Promise<void> {
     await this.activeLaunch?.stop();
+    this.launchHost.disposeWarmPool();
     this.server.reply(channel, msg, "shutdown_reply", { status: "ok", restart });
     this.server.publish("status", { execution_state: "idle" }, msg);
     await this.server.flushed();
@@ -236,6 +242,7 @@ export class Kernel {
   /** Synchronous last resort (process exit, SIGTERM): no worker or launch folder may outlive us. */
   abortLaunches(): void {
     this.activeLaunch?.abortSync();
+    this.launchHost.disposeWarmPool();
   }
 }
 

@@ -2,7 +2,7 @@
 // (launch-cell.ts) and notebookLauncher()/debugLauncher() called in a cell. It supplies the session
 // the workers replay, refuses launches the device guard forbids, shows every launch event in the
 // running cell, and keeps the live view of the launch.
-import { noticeLine, restartLine, type ActiveLaunchHandle, type LaunchHost } from "../../launcher/api";
+import { noticeLine, restartLine, WarmPool, warmPoolLimit, type ActiveLaunchHandle, type LaunchHost } from "../../launcher/api";
 import type { CellError, LaunchEvent, RecordedCell, WorkerSpec } from "../../launcher/contract";
 import type { CellOutput } from "../jupyter/cell-output";
 import type { Session } from "../cells/session";
@@ -22,8 +22,30 @@ export interface KernelSide {
 
 export class KernelLaunchHost implements LaunchHost {
   private view: LaunchView | null = null;
+  /** Warm workers for the next launch (launcher/group/warm-pool.ts); undefined when TSLAUNCH_WARM_POOL is off. */
+  readonly prestarted: WarmPool | undefined;
+  /** How many workers this node ran in the last launch: what the pool is refilled to. */
+  private lastLocalWorld = 0;
 
-  constructor(private readonly kernel: KernelSide) {}
+  constructor(private readonly kernel: KernelSide) {
+    let limit = 0;
+    try {
+      limit = warmPoolLimit();
+    } catch (err) {
+      process.stderr.write(`[tslaunch kernel] ${(err as Error).message}; the warm pool is off.\n`);
+    }
+    this.prestarted = limit > 0 ? new WarmPool({ max: limit }) : undefined;
+  }
+
+  /** The kernel is idle: start warm workers for a launch like the last one (never while a cell runs). */
+  refillWarmPool(): void {
+    if (this.lastLocalWorld > 0) this.prestarted?.fill(this.lastLocalWorld, [], this.cwd);
+  }
+
+  /** Ends the warm workers (shutdown, restart, exit). */
+  disposeWarmPool(): void {
+    this.prestarted?.dispose();
+  }
 
   get cwd(): string {
     return this.kernel.session.cwd;
@@ -62,6 +84,7 @@ export class KernelLaunchHost implements LaunchHost {
   onEvent(event: LaunchEvent): void {
     showLaunchEvent(event, this.kernel.output());
     this.view?.onEvent(event);
+    if (event.type === "world") this.lastLocalWorld = event.world.ranks.filter((r) => r.nodeRank === 0).length;
     if (event.type === "done") this.view = null;
   }
 

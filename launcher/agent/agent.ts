@@ -205,7 +205,7 @@ export class Launch {
       {
         options: this.spec.options, world, nodeRank: 0, payloadPath, cwd: this.spec.payload.cwd, env: this.spec.env,
         dataHost: this.spec.options.numNodes > 1 ? this.spec.options.masterAddr : "127.0.0.1", dataSecret: this.dataSecret,
-        execArgv: this.spec.execArgv, stopGraceMs: this.spec.stopGraceMs, mapStack: this.mapStack, clock: this.clock,
+        execArgv: this.spec.execArgv, stopGraceMs: this.spec.stopGraceMs, mapStack: this.mapStack, clock: this.clock, prestarted: this.spec.prestarted,
       },
       this.channel!,
       {

@@ -2,7 +2,7 @@
 // show its events. The kernel implements it once (kernel/launch/kernel-launch-host.ts) for both
 // `%%launch` cells and notebookLauncher() calls; without a kernel, a plain Node script is the host
 // (script-host.ts), and `tslaunch run` prints to the terminal (terminal-output.ts).
-import type { CellError, LaunchEvent, RecordedCell, WorkerSpec } from "../contract";
+import type { CellError, LaunchEvent, PrestartedWorkers, RecordedCell, WorkerSpec } from "../contract";
 
 /** What a host may do to a running launch (interrupt, shutdown and exit hooks call these). */
 export interface ActiveLaunchHandle {
@@ -16,6 +16,8 @@ export interface LaunchHooks {
   /** Extra environment and Node flags for the workers. */
   workerEnv?: Record<string, string>;
   execArgv?: string[];
+  /** Workers started ahead (the kernel's warm pool). */
+  prestarted?: PrestartedWorkers;
   // In the order runLaunch calls them:
   /** Throws (a ReportedError) when a launch must be refused before anything starts: the device guard. */
   checkBeforeLaunch?(): void;

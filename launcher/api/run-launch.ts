@@ -29,7 +29,7 @@ export async function runLaunch(options: LaunchOptions, payload: LaunchPayload, 
   const numProcesses = resolveNumProcesses(options, extras.surface ?? "api");
   host.checkBeforeLaunch?.();
   const spec: WorkerSpec = {
-    options, numProcesses, payload, env: { ...host.workerEnv, ...extras.env }, execArgv: host.execArgv, secret: extras.secret,
+    options, numProcesses, payload, env: { ...host.workerEnv, ...extras.env }, execArgv: host.execArgv, secret: extras.secret, prestarted: host.prestarted,
   };
   if (debugModeEnabled()) {
     const notice = await runDebugProbe(spec, (e) => host.onEvent(e), (l) => host.setActive(l));

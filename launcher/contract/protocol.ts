@@ -100,5 +100,17 @@ export const ENV = {
   collectiveTimeoutMs: "TSLAUNCH_COLLECTIVE_TIMEOUT_MS",
 } as const;
 
+/** What the warm pool sends a warm worker: the complete environment and folder of a fresh rank. */
+export interface WarmAssignment {
+  type: "tslaunch-assignment";
+  env: Record<string, string>;
+  cwd: string;
+  /** What a fresh worker's command line shows (an idle warm worker's title is WARM_TITLE). */
+  title: string;
+}
+
+/** The title an idle warm worker shows in ps and /proc/PID/cmdline. */
+export const WARM_TITLE = "tslaunch-warm";
+
 /** globalThis flag: true while a worker replays the session (a replayed launch does nothing). */
 export const REPLAYING = Symbol.for("tslaunch.replaying");

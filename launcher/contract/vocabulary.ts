@@ -2,6 +2,7 @@
 // RunResult together in agent/server/api.py): what a launch is asked to do, the world it forms, the
 // states of a launch and of its workers, what it reports while it runs, and how it ended.
 // Everything that starts, shows or reports a launch speaks these words.
+import type { ChildProcess } from "child_process";
 import type { LaunchOptions } from "./options";
 import type { LaunchPayload } from "./payload";
 import type { DisplayPayload, ErrorPayload } from "./protocol";
@@ -20,6 +21,14 @@ export interface WorkerSpec {
   stopGraceMs?: number;
   /** The shared secret for launches across nodes (else TSLAUNCH_SECRET). */
   secret?: string;
+  /** Workers started before the launch asked (the kernel's warm pool); ranks without one are spawned. */
+  prestarted?: PrestartedWorkers;
+}
+
+/** A source of already-running worker processes (group/warm-pool.ts). */
+export interface PrestartedWorkers {
+  /** A worker given this rank's complete environment and folder, or undefined (spawn one instead). */
+  take(execArgv: string[], assignment: { env: NodeJS.ProcessEnv; cwd: string }): ChildProcess | undefined;
 }
 
 /**

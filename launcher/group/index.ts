@@ -4,3 +4,4 @@ export * from "./worker-group";
 export * from "./prefix";
 export * from "./stack-map";
 export * from "./stop";
+export * from "./warm-pool";

@@ -7,7 +7,7 @@ import { deserialize } from "v8";
 import path from "path";
 import type { LogChannel, ChannelMessage } from "../channel";
 import { removeSegments } from "../collectives";
-import { ENV, type AgentMessage, type ExchangeScope, type GroupEvent, type LaunchOptions, type RankFailure, type WorkerInfo, type World } from "../contract";
+import { ENV, type AgentMessage, type ExchangeScope, type GroupEvent, type PrestartedWorkers, type LaunchOptions, type RankFailure, type WorkerInfo, type World } from "../contract";
 import { visibleAccelerators } from "../devices";
 import { LinePrefixer } from "./prefix";
 import { workerEnvironment } from "./worker-env";
@@ -27,6 +27,8 @@ export interface GroupSpec {
   env?: Record<string, string>;
   execArgv?: string[];
   stopGraceMs?: number;
+  /** Already-running workers to take before spawning (the kernel's warm pool). */
+  prestarted?: PrestartedWorkers;
   /** Maps a worker's stack to cell lines. */
   mapStack(stack: string): string;
   /** Milliseconds since the launch began. */
@@ -75,10 +77,12 @@ export class WorkerGroup {
         ...collectives,
       };
       // Not detached: workers stay in the kernel's process group, so Jupyter's interrupt (a SIGINT
-      // to the group) reaches them too. fd 3 is the lifeline (see worker-main).
-      const child = spawn(process.execPath, [...(this.spec.execArgv ?? []), WORKER_MAIN], {
-        env, cwd: this.spec.cwd, stdio: ["ignore", "pipe", "pipe", "pipe"],
-      });
+      // to the group) reaches them too. fd 3 is the lifeline (see worker-main). A warm worker (the
+      // kernel's pool) was started the same way and now takes this rank's environment.
+      const execArgv = this.spec.execArgv ?? [];
+      const child =
+        this.spec.prestarted?.take(execArgv, { env, cwd: this.spec.cwd }) ??
+        spawn(process.execPath, [...execArgv, WORKER_MAIN], { env, cwd: this.spec.cwd, stdio: ["ignore", "pipe", "pipe", "pipe"] });
       const worker: RunningWorker = {
         rank, localRank, nodeRank, pid: child.pid, state: "starting", exitCode: null, signal: null, child, closed: false, restartCount,
         routingId: child.pid ? `rank${rank}-pid${child.pid}` : undefined,

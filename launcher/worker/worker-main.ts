@@ -1,5 +1,6 @@
 // The worker entry point: what every rank's Node process runs. Steps: hold the lifeline, open the
 // log channel, replay the session (silently), run the body, report, wait for the agent's ack, exit.
+// A warm worker (warm-worker.ts) runs the same steps once its launch has been handed to it.
 import { Worker } from "worker_threads";
 import path from "path";
 import { ENV, readPayload, REPLAYING, type ErrorPayload } from "../contract";
@@ -19,21 +20,26 @@ const LIFELINE_FD = 3;
  * outlives its launch. The thread polls the socket through libuv rather than blocking in read():
  * a thread blocked in a syscall cannot be stopped, and process.exit() would wait for it forever.
  */
-function holdLifeline(launchDir: string): void {
+export function holdLifeline(launchDir: string | null): (launchDir: string) => void {
   // The agent that would remove the launch folder is gone: the first worker to notice removes it.
+  // A warm worker learns its launch folder only when it is given a launch.
   const watchdog = new Worker(
     `const net = require("net");
      const fs = require("fs");
-     const { workerData } = require("worker_threads");
+     const { workerData, parentPort } = require("worker_threads");
+     let launchDir = workerData.launchDir;
+     parentPort.on("message", (dir) => { launchDir = dir; });
+     parentPort.unref();
      const lifeline = new net.Socket({ fd: ${LIFELINE_FD}, readable: true, writable: false });
      const die = () => {
-       try { fs.rmSync(workerData.launchDir, { recursive: true, force: true }); } catch {}
+       try { if (launchDir) fs.rmSync(launchDir, { recursive: true, force: true }); } catch {}
        process.kill(process.pid, "SIGKILL");
      };
      lifeline.on("data", () => {}).on("end", die).on("close", die).on("error", die);`,
     { eval: true, workerData: { launchDir } },
   );
   watchdog.unref();
+  return (dir) => watchdog.postMessage(dir);
 }
 
 function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number): ErrorPayload {
@@ -43,9 +49,10 @@ function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number)
   return { ename: "Error", evalue: String(err), stack: `Uncaught ${String(err)}`, phase, cell };
 }
 
-async function main(): Promise<void> {
+/** Runs this worker's rank: the environment (process.env) already says which launch and rank. */
+export async function main(): Promise<void> {
   resolveOwnPackage();
-  holdLifeline(path.dirname(process.env[ENV.payload]!));
+  (lifelineLaunchDir ?? holdLifeline(null))(path.dirname(process.env[ENV.payload]!));
   const rank = Number(process.env.RANK);
   const key = Buffer.from(process.env[ENV.key] ?? "", "hex");
   delete process.env[ENV.key]; // the user's code has no business with the channel key
@@ -155,4 +162,11 @@ async function untilEventLoopIdle(baseline: ResourceCounts, flush: () => void): 
   }
 }
 
-void main();
+/** Set by a warm worker, which holds its lifeline from its start. */
+let lifelineLaunchDir: ((dir: string) => void) | null = null;
+
+export function adoptLifeline(setLaunchDir: (dir: string) => void): void {
+  lifelineLaunchDir = setLaunchDir;
+}
+
+if (require.main === module) void main();
