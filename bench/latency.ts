@@ -1,6 +1,7 @@
 // 1. Launch latency: `%%launch -n N` with the body `1`, execute_request -> execute_reply (+ iopub idle),
-// on a fresh kernel per N (first launch = cold, then warm reps), beside torch elastic_launch and
-// ipyparallel %%px measured in the same run, N by N.
+// on a fresh kernel per N (first launch = cold: the warm pool is empty; then warm reps, each after a
+// pause in which the pool refills), beside torch elastic_launch and ipyparallel %%px measured in the
+// same run, N by N.
 import { kernelKinds, nowMs, ratio, runAnchor, stats, table, fmt, fmtStats, loadavg, type Anchors, type CommandLog, type KernelPool, type Stats, timeCell } from "./lib";
 
 export interface LatencyOptions {
@@ -36,6 +37,9 @@ export interface LatencyRow {
   } | { error: string };
 }
 
+/** The pause before each warm launch, in which the kernel's warm pool (refilled when idle) gets ready. */
+const WARM_POOL_SETTLE_MS = 400;
+
 const toMs = (s: Stats): Stats => ({ n: s.n, min: s.min * 1e3, median: s.median * 1e3, max: s.max * 1e3 });
 
 async function measureOurs(pool: KernelPool, n: number, reps: number, log: CommandLog): Promise<LatencyRow["ours"]> {
@@ -53,6 +57,8 @@ async function measureOurs(pool: KernelPool, n: number, reps: number, log: Comma
     if (cold.errorText) errors.push(`cold: ${cold.errorText}`);
     const warm: number[] = [];
     for (let i = 0; i < reps; i++) {
+      // A user's think time between cells: the kernel refills its warm pool while idle (not timed).
+      await new Promise((resolve) => setTimeout(resolve, WARM_POOL_SETTLE_MS));
       const r = await timeCell(kernel, code);
       statuses.push(r.status);
       if (r.errorText) errors.push(`rep ${i}: ${r.errorText}`);

@@ -15,7 +15,7 @@ import type { WarmAssignment } from "../contract";
 
 const WARM_WORKER = path.join(__dirname, "..", "worker", "warm-worker.js");
 const WORKER_MAIN = path.join(__dirname, "..", "worker", "worker-main.js");
-/** What one idle warm worker costs in memory (RSS measured: ~45 MB; rounded up). */
+/** What one idle warm worker costs in memory (RSS measured: 63 MB, partly shared pages of the Node binary). */
 export const WARM_WORKER_BYTES = 64 * 1024 * 1024;
 /** Nice value of a warm worker while it starts; set back to the kernel's when a launch takes it. */
 const WARM_NICE = 10;
