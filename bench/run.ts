@@ -36,6 +36,7 @@ import { latencyTables, runLatency, type LatencyRow } from "./latency";
 import { logsTables, runLogs, type LogsResult } from "./logs";
 import { guardTables, runGuard } from "./guard";
 import { collectivesTable, runCollectivesBench } from "./collectives";
+import { breakdownTable, runBreakdown } from "./breakdown";
 
 type Section = "latency" | "logs" | "cell" | "guard" | "collectives";
 const SECTIONS: Section[] = ["latency", "logs", "cell", "guard", "collectives"];
@@ -277,6 +278,14 @@ async function main(): Promise<void> {
       console.log(`## 1. Launch latency (N = ${o.ns.join(", ")}; ${latencyReps} warm reps; load ${loadavg().join(" ")})`);
       result.latency = await runLatency({ ns: o.ns, reps: latencyReps, ippCalls: o.ippCalls }, pool, anchors, log);
       markdown.push(`## 1. Launch latency\n\n${latencyTables(result.latency, latencyReps)}`);
+      // Where a warm launch's time goes (the same launch in this process, no kernel), ms, medians.
+      const breakdown = await runBreakdown(o.ns, latencyReps, 400);
+      (result as Record<string, unknown>).breakdown = breakdown;
+      const kernelWarm = (n: number) => {
+        const row = result.latency?.find((r) => r.n === n);
+        return row && !("error" in row.ours) ? row.ours.warmMs.median : undefined;
+      };
+      markdown.push(`### Warm launch, phase by phase (ms from the start, medians of ${latencyReps})\n\n${breakdownTable(breakdown, kernelWarm)}`);
     });
     await section("logs", async () => {
       console.log(`\n## 2. Log throughput (${o.logRanks} ranks x ${o.lines} lines, ${logRounds} rounds; load ${loadavg().join(" ")})`);

@@ -13,6 +13,8 @@ export const SECRET_ENV = "TSLAUNCH_SECRET";
 const JOIN_POLL_MS = 100;
 /** At the end, how long queued messages to the nodes may take to leave (a peer may be gone). */
 const FLUSH_LIMIT_MS = 1000;
+/** How long a busy store port is tried again (a store of this machine that was just closed). */
+const REBIND_MS = 1000;
 
 /** Where the store listens, from the options. */
 export function storeAddress(o: LaunchOptions): { host: string; port: number; flag: string } {
@@ -65,7 +67,17 @@ export class RendezvousStore {
 
   async bind(host: string, port: number, flag: string): Promise<void> {
     try {
-      await this.socket.bind(`tcp://${host}:${port}`);
+      // The previous launch's store on this port may still be closing: ZeroMQ unbinds in its I/O
+      // thread after close() returns. Only that case is retried, briefly.
+      for (const deadline = performance.now() + REBIND_MS; ; ) {
+        try {
+          await this.socket.bind(`tcp://${host}:${port}`);
+          break;
+        } catch (err) {
+          if (!/in use/i.test((err as Error).message) || performance.now() > deadline) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
     } catch (err) {
       this.socket.close();
       throw new RendezvousError(

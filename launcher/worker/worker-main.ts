@@ -154,8 +154,10 @@ async function resourceBaseline(flush: () => void): Promise<ResourceCounts> {
 
 /** Resolves once nothing but the baseline keeps the event loop alive. */
 async function untilEventLoopIdle(baseline: ResourceCounts, flush: () => void): Promise<void> {
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
+  // Look soon (most bodies leave nothing behind), then every 10 ms: a launch's end is not delayed
+  // by a fixed poll, and a long-running body costs no more checks than before.
+  for (let delayMs = 1; ; delayMs = Math.min(10, delayMs * 2)) {
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
     flush();
     const now = countResources();
     if (pendingCollectives() === 0 && [...now].every(([type, n]) => n <= (baseline.get(type) ?? 0))) return;
