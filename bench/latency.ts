@@ -13,6 +13,8 @@ export interface LatencyOptions {
 export interface LatencyRow {
   n: number;
   load: number[];
+  /** The same launch after the 10 session cells (SESSION_CELLS), which every rank replays. */
+  oursSession?: LatencyRow["ours"];
   ours: {
     kernelStartupMs: number;
     coldMs: number;
@@ -42,8 +44,25 @@ const WARM_POOL_SETTLE_MS = 400;
 
 const toMs = (s: Stats): Stats => ({ n: s.n, min: s.min * 1e3, median: s.median * 1e3, max: s.max * 1e3 });
 
-async function measureOurs(pool: KernelPool, n: number, reps: number, log: CommandLog): Promise<LatencyRow["ours"]> {
-  log.add(`[ours] fresh tslaunch kernel; cell \`1\`; then ${reps + 1} x cell "%%launch -n ${n}\\n1" (first = cold)`);
+/**
+ * A session of realistic size for the workers to replay before the body: imports, helpers, classes,
+ * data (what a notebook has run before its training cell).
+ */
+export const SESSION_CELLS: string[] = [
+  `import * as fs from "fs";\nimport * as path from "path";\nimport * as os from "os";\nimport { createHash } from "crypto";`,
+  `/** Splits items into n nearly equal shards. */\nfunction shard<T>(items: T[], n: number): T[][] {\n  const out: T[][] = Array.from({ length: n }, () => []);\n  items.forEach((x, i) => out[i % n].push(x));\n  return out;\n}\nfunction mean(xs: number[]): number {\n  return xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);\n}\nfunction digest(s: string): string {\n  return createHash("sha256").update(s).digest("hex").slice(0, 12);\n}`,
+  `class RunningStats {\n  private n = 0;\n  private m = 0;\n  private s = 0;\n  push(x: number): void {\n    this.n++;\n    const d = x - this.m;\n    this.m += d / this.n;\n    this.s += d * (x - this.m);\n  }\n  get mean(): number { return this.m; }\n  get variance(): number { return this.n > 1 ? this.s / (this.n - 1) : 0; }\n  toString(): string { return \`n=\${this.n} mean=\${this.m.toFixed(3)} var=\${this.variance.toFixed(3)}\`; }\n}`,
+  `const config = {\n  lr: 0.01, batchSize: 64, epochs: 3, seed: 42,\n  dataDir: path.join(os.tmpdir(), "bench-data"),\n  layers: [784, 128, 64, 10],\n  schedule: { warmup: 100, decay: "cosine" as const },\n};`,
+  `const samples = Array.from({ length: 2000 }, (_, i) => ({ id: i, x: Math.sin(i) * 10, label: i % 10 }));\nconst byLabel = new Map<number, number[]>();\nfor (const s of samples) byLabel.set(s.label, [...(byLabel.get(s.label) ?? []), s.id]);`,
+  `interface Batch { ids: number[]; xs: Float32Array; }\nclass Loader {\n  constructor(private readonly items: typeof samples, private readonly size: number) {}\n  *batches(): Generator<Batch> {\n    for (let i = 0; i < this.items.length; i += this.size) {\n      const part = this.items.slice(i, i + this.size);\n      yield { ids: part.map((p) => p.id), xs: Float32Array.from(part.map((p) => p.x)) };\n    }\n  }\n}`,
+  `function cosineLr(step: number, total: number, base = config.lr): number {\n  return 0.5 * base * (1 + Math.cos((Math.PI * step) / total));\n}\nconst schedule = Array.from({ length: 100 }, (_, i) => cosineLr(i, 100));`,
+  `const vocabulary = new Set("the quick brown fox jumps over the lazy dog".split(" "));\nconst index = Object.fromEntries([...vocabulary].map((w, i) => [w, i]));`,
+  `function formatRow(cols: (string | number)[]): string {\n  return cols.map((c) => String(c).padStart(10)).join(" | ");\n}\nconst header = formatRow(["step", "loss", "lr"]);`,
+  `const runName = \`run-\${digest(JSON.stringify(config))}\`;\nconst stats = new RunningStats();\nfor (const b of new Loader(samples, config.batchSize).batches()) stats.push(mean(Array.from(b.xs)));`,
+];
+
+async function measureOurs(pool: KernelPool, n: number, reps: number, log: CommandLog, session: string[] = []): Promise<LatencyRow["ours"]> {
+  log.add(`[ours] fresh tslaunch kernel; cell \`1\`${session.length ? ` and ${session.length} session cells` : ""}; then ${reps + 1} x cell "%%launch -n ${n}\\n1" (first = cold)`);
   const kernel = await pool.start(kernelKinds().tslaunch);
   try {
     const errors: string[] = [];
@@ -51,6 +70,10 @@ async function measureOurs(pool: KernelPool, n: number, reps: number, log: Comma
     // An ordinary cell first: the cold figure is the first *launch*, not the kernel's first compile.
     const first = await timeCell(kernel, "1");
     if (first.status !== "ok") errors.push(`warm-up cell: ${first.errorText}`);
+    for (const [i, cell] of session.entries()) {
+      const r = await timeCell(kernel, cell);
+      if (r.status !== "ok") errors.push(`session cell ${i + 1}: ${r.errorText}`);
+    }
     const code = `%%launch -n ${n}\n1`;
     const cold = await timeCell(kernel, code);
     statuses.push(cold.status);
@@ -108,13 +131,15 @@ export async function runLatency(opts: LatencyOptions, pool: KernelPool, anchors
     const load = loadavg();
     console.log(`  N=${n}: ours...`);
     const ours = await measureOurs(pool, n, opts.reps, log).catch(errorOf);
+    console.log(`  N=${n}: ours, after a ${SESSION_CELLS.length}-cell session...`);
+    const oursSession = await measureOurs(pool, n, opts.reps, log, SESSION_CELLS).catch(errorOf);
     console.log(`  N=${n}: torch elastic_launch...`);
     const elastic = await measureElastic(anchors, n, opts.reps, log).catch(errorOf);
     console.log(`  N=${n}: Node floor (fork + zeromq ready)...`);
     const nodeFloor = await measureNodeFloor(anchors, n, opts.reps, log).catch(errorOf);
     console.log(`  N=${n}: ipyparallel %%px...`);
     const ipp = await measureIpp(anchors, n, opts.ippCalls, log).catch(errorOf);
-    rows.push({ n, load, ours, elastic, nodeFloor, ipp });
+    rows.push({ n, load, ours, oursSession, elastic, nodeFloor, ipp });
     console.log(`  N=${n} done in ${fmt((nowMs() - t0) / 1e3)} s`);
   }
   return rows;
@@ -127,13 +152,17 @@ export function latencyTables(rows: LatencyRow[], reps: number): string {
     const e = "error" in r.elastic ? undefined : r.elastic;
     const f = "error" in r.nodeFloor ? undefined : r.nodeFloor;
     const p = "error" in r.ipp ? undefined : r.ipp;
+    const os = r.oursSession && !("error" in r.oursSession) ? r.oursSession : undefined;
     return [
       r.n,
       o ? fmtStats(o.warmMs) : "error",
+      os ? fmtStats(os.warmMs) : "error",
+      os ? fmt(os.coldMs) : "error",
       e ? fmtStats(e.warmReturnMs) : "error",
       p ? fmtStats(p.pxMs) : "error",
       f ? fmtStats(f.zmqExitMs) : "error",
       fmt(ratio(o?.warmMs.median, e?.warmReturnMs.median), 2),
+      fmt(ratio(os?.warmMs.median, e?.warmReturnMs.median), 2),
       fmt(ratio(o?.warmMs.median, p?.pxMs.median), 2),
       fmt(ratio(o?.warmMs.median, f?.zmqExitMs.median), 2),
       r.load.join(" "),
@@ -145,7 +174,7 @@ export function latencyTables(rows: LatencyRow[], reps: number): string {
       `Node floor: anchor \`node/spawn.mjs\`, fork() of N Node children that import zeromq and PUSH 'ready', until all exited (${reps} reps). Ratios are ours / anchor, of medians.`,
     "",
     table(
-      ["N", "ours warm", "torch elastic_launch warm return", "ipyparallel %%px x=1", "Node floor: fork+zeromq ready, all exited", "ours / elastic", "ours / %%px", "ours / Node floor", "load at N start"],
+      ["N", "ours warm", `ours warm, ${SESSION_CELLS.length}-cell session`, `ours cold, ${SESSION_CELLS.length}-cell session`, "torch elastic_launch warm return", "ipyparallel %%px x=1", "Node floor: fork+zeromq ready, all exited", "ours / elastic", "ours (session) / elastic", "ours / %%px", "ours / Node floor", "load at N start"],
       main,
     ),
   );

@@ -73,6 +73,7 @@ export class Kernel {
       (msg) => this.handle(msg, "control", 0),
     );
     process.on("SIGINT", () => this.interrupt());
+    this.launchHost.refillWarmPool(); // only when TSLAUNCH_WARM_POOL_START asks for warm workers at start
   }
 
   /** Jupyter's interrupt: stop a running launch and the cell tslab is running. */

@@ -35,6 +35,9 @@ export class KernelLaunchHost implements LaunchHost {
       process.stderr.write(`[tslaunch kernel] ${(err as Error).message}; the warm pool is off.\n`);
     }
     this.prestarted = limit > 0 ? new WarmPool({ max: limit }) : undefined;
+    // TSLAUNCH_WARM_POOL_START=N: warm workers from the kernel's start (for a notebook that launches N).
+    const start = Number(process.env.TSLAUNCH_WARM_POOL_START ?? 0);
+    if (Number.isInteger(start) && start > 0) this.lastLocalWorld = start;
   }
 
   /** The kernel is idle: start warm workers for a launch like the last one (never while a cell runs). */

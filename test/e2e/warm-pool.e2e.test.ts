@@ -166,3 +166,27 @@ describe('TSLAUNCH_WARM_POOL=off', () => {
     }
   }, 120_000);
 });
+
+describe('TSLAUNCH_WARM_POOL_START=2', () => {
+  let started: E2E;
+  beforeAll(async () => {
+    started = await setupE2E({ env: { TSLAUNCH_WARM_POOL_START: '2' } });
+  }, 90_000);
+  afterAll(async () => {
+    await started?.stop();
+  }, 60_000);
+
+  it('starts 2 warm workers with the kernel, before any launch; the first launch takes them', async () => {
+    const kernel = await started.startKernel();
+    try {
+      const pid = started.kernelPid(kernel);
+      const warm = await waitForWarm(pid, 2);
+      const r = await runCell(kernel, '%%launch -n 2\nconsole.log("pid " + process.pid);', { timeoutMs: 60_000 });
+      expect(r.reply.content.status, r.stderr).toBe('ok');
+      const { byRank } = linesByRank(r.stdout);
+      for (const rank of [0, 1]) expect(warm).toContain(Number(/^pid (\d+)$/.exec(byRank.get(rank)![0])![1]));
+    } finally {
+      await kernel.shutdown().catch(() => undefined);
+    }
+  }, 120_000);
+});
