@@ -37,6 +37,7 @@ import { logsTables, runLogs, type LogsResult } from "./logs";
 import { guardTables, runGuard } from "./guard";
 import { collectivesTable, runCollectivesBench } from "./collectives";
 import { breakdownTable, runBreakdown } from "./breakdown";
+import { runScriptLatency, scriptLatencyTable } from "./script-latency";
 
 type Section = "latency" | "logs" | "cell" | "guard" | "collectives";
 const SECTIONS: Section[] = ["latency", "logs", "cell", "guard", "collectives"];
@@ -286,6 +287,14 @@ async function main(): Promise<void> {
         return row && !("error" in row.ours) ? row.ours.warmMs.median : undefined;
       };
       markdown.push(`### Warm launch, phase by phase (ms from the start, medians of ${latencyReps})\n\n${breakdownTable(breakdown, kernelWarm)}`);
+      console.log(`  notebookLauncher from a script (N = ${o.ns.join(", ")})...`);
+      const scripts = runScriptLatency(o.ns, latencyReps);
+      (result as Record<string, unknown>).scriptLatency = scripts;
+      const elasticWarm = (n: number) => {
+        const row = result.latency?.find((r) => r.n === n);
+        return row && !("error" in row.elastic) ? row.elastic.warmReturnMs.median : undefined;
+      };
+      markdown.push(`### notebookLauncher from a plain script (ms; body \`() => 1\`; ${latencyReps} warm launches, each after a 500 ms pause)\n\n${scriptLatencyTable(scripts, elasticWarm)}`);
     });
     await section("logs", async () => {
       console.log(`\n## 2. Log throughput (${o.logRanks} ranks x ${o.lines} lines, ${logRounds} rounds; load ${loadavg().join(" ")})`);

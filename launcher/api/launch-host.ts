@@ -2,7 +2,7 @@
 // show its events. The kernel implements it once (kernel/launch/kernel-launch-host.ts) for both
 // `%%launch` cells and notebookLauncher() calls; without a kernel, a plain Node script is the host
 // (script-host.ts), and `tslaunch run` prints to the terminal (terminal-output.ts).
-import type { CellError, LaunchEvent, PrestartedWorkers, RecordedCell, WorkerSpec } from "../contract";
+import type { CellError, LaunchEvent, PrestartedWorkers, RecordedCell, WorkerSpec, World } from "../contract";
 
 /** What a host may do to a running launch (interrupt, shutdown and exit hooks call these). */
 export interface ActiveLaunchHandle {
@@ -29,6 +29,8 @@ export interface LaunchHooks {
   onEvent(event: LaunchEvent): void;
   /** The launch could not run to an end (e.g. the rendezvous store could not bind). */
   launchFailed?(error: CellError): void;
+  /** The launch ended (however): e.g. the host refills its warm pool for the next one. */
+  launchEnded?(world: World | null): void;
 }
 
 /** A host the function API launches from: the hooks, plus the session its workers replay. */

@@ -4,7 +4,7 @@
 // view → run the launch → the report. The host (launch-host.ts) says where the session comes from
 // and where events show.
 import { Launch } from "../agent";
-import { LaunchError, ReportedError, type LaunchOptions, type LaunchPayload, type RunResult, type Surface, type WorkerSpec } from "../contract";
+import { LaunchError, ReportedError, type LaunchOptions, type LaunchPayload, type RunResult, type Surface, type WorkerSpec, type World } from "../contract";
 import { resolveNumProcesses } from "../devices";
 import { debugModeEnabled, runDebugProbe } from "./debug-probe";
 import { buildErrorReport } from "./error-report";
@@ -38,8 +38,10 @@ export async function runLaunch(options: LaunchOptions, payload: LaunchPayload, 
   host.launchStarted?.(spec);
   const launch = new Launch(spec, (event) => host.onEvent(event));
   host.setActive(launch);
+  let world: World | null = null;
   try {
     const result = await launch.run();
+    world = result.world;
     if (result.outcome === "succeeded") return result;
     throw new LaunchError(buildErrorReport(result), result);
   } catch (err) {
@@ -47,5 +49,6 @@ export async function runLaunch(options: LaunchOptions, payload: LaunchPayload, 
     throw err;
   } finally {
     host.setActive(null);
+    host.launchEnded?.(world);
   }
 }

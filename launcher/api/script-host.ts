@@ -5,8 +5,11 @@ import path from "path";
 import { ENV, REPLAYING, UsageError } from "../contract";
 import type { LaunchHost } from "./launch-host";
 import { printLaunchEvent } from "./terminal-output";
+import { WarmPool, warmPoolLimit } from "../group";
 
 const CALLS = Symbol.for("tslaunch.scriptCalls");
+/** Bodies waiting for the script to reach their call (it may await before it: a launch in a loop). */
+const WAITERS = Symbol.for("tslaunch.scriptCallWaiters");
 
 let callsMade = 0;
 
@@ -27,6 +30,7 @@ export function workerSideCall(fn: Function, _args: unknown[]): Promise<unknown[
   if (index < Number(target)) return Promise.resolve([]);
   const slots = ((globalThis as Record<symbol, Function[]>)[CALLS] ??= []);
   slots[index] = fn;
+  ((globalThis as Record<symbol, ((fn: Function) => void)[]>)[WAITERS] ?? [])[index]?.(fn);
   return new Promise(() => {});
 }
 
@@ -45,10 +49,36 @@ export function scriptHost(): LaunchHost {
     ],
     sideOutputs: () => [],
     executionCount: () => 0,
-    locateFunction: () => `globalThis[Symbol.for("tslaunch.scriptCalls")][${call}]`,
+    // The worker's body waits until the re-run script reaches this call: the script's top level may
+    // await before it (earlier launches resolve to [] in workers, a sleep between launches).
+    locateFunction: () =>
+      `(globalThis[Symbol.for("tslaunch.scriptCalls")] ?? [])[${call}] ?? await new Promise((resolve) => ` +
+      `((globalThis[Symbol.for("tslaunch.scriptCallWaiters")] ??= [])[${call}] = resolve))`,
     workerEnv: { [ENV.scriptCall]: String(call) },
     execArgv: process.execArgv,
+    prestarted: scriptWarmPool(),
+    // A script that launches again (in a loop, say) finds warm workers; they never keep it alive.
+    launchEnded: (world) => {
+      const local = world?.ranks.filter((r) => r.nodeRank === 0).length ?? 0;
+      if (local > 0) scriptWarmPool()?.fill(local, process.execArgv, process.cwd());
+    },
     onEvent: printLaunchEvent,
     setActive: () => {},
   };
+}
+
+let warmPool: WarmPool | null | undefined;
+
+/** The script's warm pool (unref'd: it never keeps the script alive); none when TSLAUNCH_WARM_POOL is off. */
+function scriptWarmPool(): WarmPool | undefined {
+  if (warmPool === undefined) {
+    let limit = 0;
+    try {
+      limit = warmPoolLimit();
+    } catch (err) {
+      process.stderr.write(`[tslaunch] ${(err as Error).message}; the warm pool is off.\n`);
+    }
+    warmPool = limit > 0 ? new WarmPool({ max: limit, unref: true }) : null;
+  }
+  return warmPool ?? undefined;
 }

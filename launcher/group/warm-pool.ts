@@ -23,6 +23,11 @@ const WARM_NICE = 10;
 export interface WarmPoolOptions {
   /** At most this many warm workers (TSLAUNCH_WARM_POOL); 0: no pool. */
   max?: number;
+  /**
+   * Idle warm workers do not keep this process alive (a plain script's pool: the script exits when
+   * its own work is done, and its warm workers with it, through their lifeline).
+   */
+  unref?: boolean;
 }
 
 interface WarmWorker {
@@ -90,6 +95,7 @@ export class WarmPool {
       }
       w.child.removeAllListeners("exit");
       this.restorePriority(w.child);
+      if (this.options.unref) refHandles(w.child, true); // a running rank keeps its launcher alive
       const message: WarmAssignment = {
         type: "tslaunch-assignment",
         env: Object.fromEntries(Object.entries(assignment.env).filter((e): e is [string, string] => e[1] !== undefined)),
@@ -113,6 +119,7 @@ export class WarmPool {
     const w: WarmWorker = { child, signature, gone: false };
     child.once("exit", () => (w.gone = true));
     child.once("error", () => (w.gone = true));
+    if (this.options.unref) refHandles(child, false);
     if (child.pid && this.canRenice) {
       try {
         os.setPriority(child.pid, Math.max(os.getPriority(), WARM_NICE));
@@ -137,4 +144,11 @@ export class WarmPool {
     w.gone = true;
     if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill("SIGKILL");
   }
+}
+
+/** Whether a child's process handle, IPC channel and pipes keep this process's event loop alive. */
+function refHandles(child: ChildProcess, keepAlive: boolean): void {
+  // The pipes are net.Sockets (they have ref/unref); the types say only Readable/Writable.
+  const handles = [child, child.channel, ...child.stdio] as unknown as ({ ref?(): void; unref?(): void } | null | undefined)[];
+  for (const h of handles) (keepAlive ? h?.ref : h?.unref)?.call(h);
 }

@@ -95,6 +95,18 @@ describe('notebookLauncher from a plain Node script', () => {
     expect(out.result.failures.map((f: { rank: number }) => f.rank)).toEqual([1]);
   });
 
+  it('a script that launches again gets warm workers (started before the launch), and still exits when its work is done', async () => {
+    const t0 = Date.now();
+    const { out } = await runScenario('warm-loop');
+    expect(out.ok).toBe(true);
+    const { first, second } = out.value as { first: { pid: number; uptime: number }[]; second: { pid: number; uptime: number }[] };
+    // Warm workers started during the 1.5 s pause; the first launch's were spawned by it.
+    const oldestCold = Math.max(...first.map((r) => r.uptime));
+    for (const r of second) expect(r.uptime, JSON.stringify(out.value)).toBeGreaterThan(oldestCold + 1);
+    expect(second.map((r) => r.pid)).not.toEqual(expect.arrayContaining(first.map((r) => r.pid)));
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+
   it('rejects bad options with a clear OptionError before any process starts', async () => {
     const { out } = await runScenario('validation');
     expect(out.ok).toBe(true);
