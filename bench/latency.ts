@@ -40,7 +40,7 @@ export interface LatencyRow {
 }
 
 /** The pause before each warm launch, in which the kernel's warm pool (refilled when idle) gets ready. */
-const WARM_POOL_SETTLE_MS = 400;
+const WARM_POOL_SETTLE_MS = 1000;
 
 const toMs = (s: Stats): Stats => ({ n: s.n, min: s.min * 1e3, median: s.median * 1e3, max: s.max * 1e3 });
 

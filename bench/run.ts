@@ -280,7 +280,7 @@ async function main(): Promise<void> {
       result.latency = await runLatency({ ns: o.ns, reps: latencyReps, ippCalls: o.ippCalls }, pool, anchors, log);
       markdown.push(`## 1. Launch latency\n\n${latencyTables(result.latency, latencyReps)}`);
       // Where a warm launch's time goes (the same launch in this process, no kernel), ms, medians.
-      const breakdown = await runBreakdown(o.ns, latencyReps, 400);
+      const breakdown = await runBreakdown(o.ns, latencyReps, 1000);
       (result as Record<string, unknown>).breakdown = breakdown;
       const kernelWarm = (n: number) => {
         const row = result.latency?.find((r) => r.n === n);
