@@ -1,6 +1,7 @@
 // The kernel: the Jupyter protocol around cells. It answers each request; what a cell does is
 // run-cell.ts's business (tslab's executor, or a %%launch). Output of any cell reaches iopub through
 // a StreamBatcher. Request and reply contents are typed by jupyter/wire.ts.
+import { StringDecoder } from "string_decoder";
 import { isCompleteCode } from "tslab/dist/converter";
 import { printQuickInfo } from "tslab/dist/inspect";
 import * as tslabJupyter from "tslab/dist/jupyter";
@@ -35,7 +36,8 @@ export class Kernel {
   private abortBefore = 0;
   /** Shell requests received and not yet answered (0: the kernel is idle). */
   private queuedShell = 0;
-  private activeLaunch: ActiveLaunchHandle | null = null;
+  /** Every launch running now: a cell may start several (Promise.all); interrupt stops them all. */
+  private readonly activeLaunches = new Set<ActiveLaunchHandle>();
   private readonly guard = new DeviceGuard();
   /** The kernel as the host of every launch (%%launch cells and notebookLauncher() calls). */
   private readonly launchHost: KernelLaunchHost;
@@ -53,7 +55,7 @@ export class Kernel {
       guard: this.guard,
       runningCell: () => ({ executionCount: this.executionCount, code: this.currentCode }),
       output: () => this.cellOutput(),
-      setActive: (launch) => (this.activeLaunch = launch),
+      setActive: (launch, running) => void (running ? this.activeLaunches.add(launch) : this.activeLaunches.delete(launch)),
     });
     // notebookLauncher()/debugLauncher() called in a cell launch through the same host.
     setLaunchHost(this.launchHost);
@@ -78,7 +80,7 @@ export class Kernel {
 
   /** Jupyter's interrupt: stop a running launch and the cell tslab is running. */
   interrupt(): void {
-    this.activeLaunch?.interrupt();
+    for (const launch of this.activeLaunches) launch.interrupt();
     this.session.interrupt();
   }
 
@@ -96,8 +98,11 @@ export class Kernel {
   /** Everything user code writes to stdout/stderr in the kernel becomes a stream output. */
   private captureProcessOutput(): void {
     for (const name of ["stdout", "stderr"] as const) {
+      // One decoder per stream: a character split across two byte writes stays one character.
+      const decoder = new StringDecoder("utf8");
       (process[name] as unknown as { write: unknown }).write = (chunk: string | Uint8Array, encoding?: unknown, cb?: unknown) => {
-        this.batcher.write(name, typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
+        const text = typeof chunk === "string" ? decoder.end() + chunk : decoder.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if (text) this.batcher.write(name, text);
         const callback = typeof encoding === "function" ? encoding : cb;
         if (typeof callback === "function") process.nextTick(callback as () => void);
         return true;
@@ -230,7 +235,7 @@ export class Kernel {
   }
 
   private async shutdown(msg: JupyterMessage<unknown>, channel: "shell" | "control", restart: boolean): Promise<void> {
-    await this.activeLaunch?.stop();
+    await Promise.all([...this.activeLaunches].map((launch) => launch.stop()));
     this.launchHost.disposeWarmPool();
     this.server.reply(channel, msg, "shutdown_reply", { status: "ok", restart });
     this.server.publish("status", { execution_state: "idle" }, msg);
@@ -242,7 +247,7 @@ export class Kernel {
 
   /** Synchronous last resort (process exit, SIGTERM): no worker or launch folder may outlive us. */
   abortLaunches(): void {
-    this.activeLaunch?.abortSync();
+    for (const launch of this.activeLaunches) launch.abortSync();
     this.launchHost.disposeWarmPool();
   }
 }

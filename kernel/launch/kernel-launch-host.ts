@@ -16,8 +16,8 @@ export interface KernelSide {
   runningCell(): { executionCount: number; code: string };
   /** Where the running cell's outputs go. */
   output(): CellOutput;
-  /** The kernel's handle on the launch now running (interrupt, shutdown and exit stop it). */
-  setActive(launch: ActiveLaunchHandle | null): void;
+  /** The kernel's handles on the launches now running (interrupt, shutdown and exit stop them). */
+  setActive(launch: ActiveLaunchHandle, running: boolean): void;
 }
 
 export class KernelLaunchHost implements LaunchHost {
@@ -75,8 +75,8 @@ export class KernelLaunchHost implements LaunchHost {
     this.kernel.guard.checkBeforeLaunch(executionCount, code);
   }
 
-  setActive(launch: ActiveLaunchHandle | null): void {
-    this.kernel.setActive(launch);
+  setActive(launch: ActiveLaunchHandle, running: boolean): void {
+    this.kernel.setActive(launch, running);
   }
 
   launchStarted(spec: WorkerSpec): void {

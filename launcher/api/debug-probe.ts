@@ -53,7 +53,7 @@ function selfTestBody(): string {
 export async function runDebugProbe(
   spec: WorkerSpec & { timeoutMs?: number },
   onEvent: (e: LaunchEvent) => void,
-  setActive: (l: ActiveLaunchHandle | null) => void,
+  setActive: (l: ActiveLaunchHandle, running: boolean) => void,
 ): Promise<string> {
   const started = performance.now();
   const payload: LaunchPayload = {
@@ -65,7 +65,7 @@ export async function runDebugProbe(
   const launch = new Launch({ ...spec, options: { ...spec.options, maxRestarts: 0 }, payload }, (e) => {
     if (e.type === "notice") onEvent(e);
   });
-  setActive(launch);
+  setActive(launch, true);
   const timeoutMs = spec.timeoutMs ?? Number(process.env.TSLAUNCH_PROBE_TIMEOUT_S ?? PROBE_TIMEOUT_S) * 1000;
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -110,7 +110,7 @@ export async function runDebugProbe(
     return probePassedNotice(performance.now() - started, result.worldSize);
   } finally {
     clearTimeout(timer);
-    setActive(null);
+    setActive(launch, false);
   }
 }
 

@@ -21,8 +21,11 @@ export interface LaunchHooks {
   // In the order runLaunch calls them:
   /** Throws (a ReportedError) when a launch must be refused before anything starts: the device guard. */
   checkBeforeLaunch?(): void;
-  /** Registers the running launch (probe or real) so interrupt, shutdown and exit can stop it. */
-  setActive(launch: ActiveLaunchHandle | null): void;
+  /**
+   * A launch (probe or real) started (`running` true) or ended: interrupt, shutdown and exit stop
+   * every launch that is running, however many one cell started (Promise.all of two launches).
+   */
+  setActive(launch: ActiveLaunchHandle, running: boolean): void;
   /** The real launch is about to start its workers (the kernel opens its live view). */
   launchStarted?(spec: WorkerSpec): void;
   /** Shows a launch event (rank output, notices, states, the world, the end). */

@@ -3,8 +3,9 @@
 // Steps: resolve the process count → the device guard → the ACCELERATE_DEBUG_MODE probe → open the
 // view → run the launch → the report. The host (launch-host.ts) says where the session comes from
 // and where events show.
+import { existsSync } from "fs";
 import { Launch } from "../agent";
-import { LaunchError, ReportedError, type LaunchOptions, type LaunchPayload, type RunResult, type Surface, type WorkerSpec, type World } from "../contract";
+import { LaunchError, ReportedError, UsageError, type LaunchOptions, type LaunchPayload, type RunResult, type Surface, type WorkerSpec, type World } from "../contract";
 import { resolveNumProcesses } from "../devices";
 import { debugModeEnabled, runDebugProbe } from "./debug-probe";
 import { buildErrorReport } from "./error-report";
@@ -27,17 +28,23 @@ export interface LaunchExtras {
  */
 export async function runLaunch(options: LaunchOptions, payload: LaunchPayload, host: LaunchHooks, extras: LaunchExtras = {}): Promise<RunResult> {
   const numProcesses = resolveNumProcesses(options, extras.surface ?? "api");
+  if (!existsSync(payload.cwd)) {
+    throw new UsageError(
+      `the folder the workers start in, ${payload.cwd}, no longer exists (deleted or moved); nothing was started. ` +
+        `Recreate it, or restart the kernel (or the script) from a folder that exists.`,
+    );
+  }
   host.checkBeforeLaunch?.();
   const spec: WorkerSpec = {
     options, numProcesses, payload, env: { ...host.workerEnv, ...extras.env }, execArgv: host.execArgv, secret: extras.secret, prestarted: host.prestarted,
   };
   if (debugModeEnabled()) {
-    const notice = await runDebugProbe(spec, (e) => host.onEvent(e), (l) => host.setActive(l));
+    const notice = await runDebugProbe(spec, (e) => host.onEvent(e), (l, running) => host.setActive(l, running));
     host.onEvent({ type: "notice", text: notice });
   }
   host.launchStarted?.(spec);
   const launch = new Launch(spec, (event) => host.onEvent(event));
-  host.setActive(launch);
+  host.setActive(launch, true);
   let world: World | null = null;
   try {
     const result = await launch.run();
@@ -48,7 +55,7 @@ export async function runLaunch(options: LaunchOptions, payload: LaunchPayload, 
     if (!(err instanceof LaunchError)) host.launchFailed?.(ReportedError.toCellError(err) ?? { ename: "Error", evalue: String(err), traceback: [String(err)] });
     throw err;
   } finally {
-    host.setActive(null);
+    host.setActive(launch, false);
     host.launchEnded?.(world);
   }
 }

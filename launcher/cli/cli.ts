@@ -36,14 +36,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   } catch (err) {
     return usageFailure(err);
   }
-  let active: ActiveLaunchHandle | null = null;
-  const onSignal = () => active?.interrupt();
-  const onExit = () => active?.abortSync();
+  const active = new Set<ActiveLaunchHandle>();
+  const onSignal = () => active.forEach((l) => l.interrupt());
+  const onExit = () => active.forEach((l) => l.abortSync());
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   process.on("exit", onExit);
   try {
-    await runLaunch(request.options, request.payload, { onEvent: printLaunchEvent, setActive: (l) => (active = l) }, { surface: "cli", secret: request.secret });
+    await runLaunch(request.options, request.payload, { onEvent: printLaunchEvent, setActive: (l, running) => void (running ? active.add(l) : active.delete(l)) }, { surface: "cli", secret: request.secret });
     return 0;
   } catch (err) {
     if (err instanceof LaunchError) {

@@ -134,6 +134,16 @@ function text(value: unknown, spec: OptionSpec): string {
 
 /** `rdzv_conf`: an object from the API, or `key=value,key=value` from a flag. */
 export function parseRdzvConf(value: unknown, spec: OptionSpec): Record<string, string> {
+  const conf = readRdzvConf(value, spec);
+  // Checked where it is given (every node parses its own flags), not when a node first needs it.
+  for (const key of ["join_timeout", "last_call_timeout", "timeout"]) {
+    const raw = conf[key];
+    if (raw !== undefined && !(Number(raw) > 0)) fail(spec, value, `key=value pairs where ${key} is a number of seconds greater than 0`);
+  }
+  return conf;
+}
+
+function readRdzvConf(value: unknown, spec: OptionSpec): Record<string, string> {
   if (value === null || value === undefined) return {};
   if (typeof value === "object" && !Array.isArray(value)) {
     return Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, String(v)]));
@@ -281,6 +291,7 @@ export interface ParsedMagic {
 
 /** Parses the `%%launch ...` line's flags (without the `%%launch` word). */
 export function parseLaunchFlags(line: string): ParsedMagic {
+  checkQuotes(line);
   let argv: string[];
   try {
     argv = parseArgsStringToArgv(line);
@@ -288,6 +299,38 @@ export function parseLaunchFlags(line: string): ParsedMagic {
     throw new OptionError(`cannot read the flags "${line.trim()}": ${(err as Error).message}. See %%launch --help.`);
   }
   return parseLaunchArgv(argv, "magic").parsed;
+}
+
+/** An unbalanced quote would silently swallow the flags after it: refuse it. */
+function checkQuotes(line: string): void {
+  let open: string | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === "\\" && open !== "'") i++;
+    else if (open === null && (c === '"' || c === "'")) open = c;
+    else if (c === open) open = null;
+  }
+  if (open !== null) {
+    throw new OptionError(`the flags "${line.trim()}" have an unbalanced ${open === '"' ? "double" : "single"} quote: close it, e.g. --log_line_prefix_template '[\${rank}] '. See %%launch --help.`);
+  }
+}
+
+/**
+ * `-n -1`: Node's parser takes "-1" for a flag and says the option "needs a value". A negative
+ * number after a flag that takes a value is that flag's value (then refused with what is accepted).
+ */
+function joinNegativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const next = argv[i + 1];
+    const takesValue = /^--?[\w-]+$/.test(flag) && SPELLINGS.has(flag.replace(/^-+/, "")) || flag === "-n";
+    if (takesValue && next !== undefined && /^-\d+(\.\d+)?$/.test(next)) {
+      out.push(`${flag.startsWith("--") ? flag : "--" + (flag === "-n" ? "num_processes" : flag.slice(1))}=${next}`);
+      i++;
+    } else out.push(flag);
+  }
+  return out;
 }
 
 export interface CliFlag {
@@ -315,7 +358,7 @@ export function parseLaunchArgv(
   let values: Record<string, unknown>;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: argv, options: config, strict: true, allowPositionals }));
+    ({ values, positionals } = parseArgs({ args: joinNegativeValues(argv), options: config, strict: true, allowPositionals }));
   } catch (err) {
     throw new OptionError(explainParseError(err as Error & { code?: string }, `${commandOf(surface)} ${argv.join(" ")}`.trim(), surface));
   }

@@ -3,6 +3,7 @@
 // A warm worker (warm-worker.ts) runs the same steps once its launch has been handed to it.
 import { Worker } from "worker_threads";
 import path from "path";
+import { StringDecoder } from "string_decoder";
 import { ENV, readPayload, REPLAYING, type ErrorPayload } from "../contract";
 import { WorkerChannel } from "../channel";
 import { setDisplaySink } from "./worker-display";
@@ -65,8 +66,12 @@ export async function main(): Promise<void> {
   let silent = true;
   for (const name of ["stdout", "stderr"] as const) {
     const stream = process[name];
+    // One decoder per stream: a character written as bytes across two writes (a '€' in two chunks)
+    // stays one character instead of two replacement marks.
+    const decoder = new StringDecoder("utf8");
     (stream as unknown as { write: unknown }).write = (chunk: string | Uint8Array, encoding?: unknown, cb?: unknown) => {
-      if (!silent) channel.write(name, typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
+      const text = typeof chunk === "string" ? decoder.end() + chunk : decoder.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      if (!silent && text) channel.write(name, text);
       const callback = typeof encoding === "function" ? encoding : cb;
       if (typeof callback === "function") process.nextTick(callback as () => void);
       return true;

@@ -208,6 +208,16 @@ describe('%%launch output and environment', () => {
     expect(r.outputs.some((o) => o.output_type === 'stream' && o.name === 'stderr')).toBe(true);
   });
 
+  it('a character written as bytes across two writes arrives whole (UTF-8 decoded per stream), in a rank and in the kernel', async () => {
+    const split = 'const b = Buffer.from("price: \u20ac 5\\n");\nprocess.stdout.write(b.subarray(0, 8));\nprocess.stdout.write(b.subarray(8));';
+    const r = await runCell(k.kernel(), `%%launch -n 2\n${split}`);
+    expectOk(r);
+    for (const rank of [0, 1]) expect(stdoutByRank(r).get(rank)).toEqual(['price: \u20ac 5']);
+    expect(r.stdout).not.toContain('\ufffd');
+    const kernelSide = await runCell(k.kernel(), split);
+    expect(kernelSide.stdout).toBe('price: \u20ac 5\n');
+  });
+
   it('%%launch --help prints the usage to stdout and starts nothing', async () => {
     const sampler = sampleWorkers(e2e, k.pid());
     const r = await runCell(k.kernel(), '%%launch --help\nconsole.log("not run");');

@@ -107,6 +107,34 @@ describe('a running %%launch and the kernel lifecycle', () => {
     await e2e.expectNothingLeft({ timeoutMs: 2000, label: 'kernel shutdown' });
   });
 
+  it('interrupt stops every launch a cell started (two notebookLauncher calls at once, workers that ignore SIGINT)', async () => {
+    const { kernel, pid } = await newKernel();
+    const code = [
+      'import { notebookLauncher } from "tslaunch";',
+      'const stubborn = () => { process.on("SIGINT", () => {}); console.log("ready " + process.pid); return new Promise(() => setInterval(() => {}, 1000)); };',
+      'await Promise.all([notebookLauncher(stubborn, [], { numProcesses: 1 }), notebookLauncher(stubborn, [], { numProcesses: 1 })]);',
+    ].join('\n');
+    let text = '';
+    const done = runCell(kernel, code, {
+      timeoutMs: 60_000,
+      onIOPub: (m) => {
+        if (m.header.msg_type === 'stream') text += (m as KernelMessage.IStreamMsg).content.text;
+      },
+    });
+    done.catch(() => undefined);
+    const deadline = Date.now() + 30_000;
+    while ((text.match(/ready \d+/g) ?? []).length < 2 && Date.now() < deadline) await sleep(50);
+    const workers = [...text.matchAll(/ready (\d+)/g)].map((m) => Number(m[1]));
+    expect(workers).toHaveLength(2);
+    const t0 = Date.now();
+    await interruptKernel(kernel);
+    const r = await done;
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(await waitUntilGone(workers, 3000, 20)).toEqual([]);
+    expect(r.outputs.filter((o) => o.output_type === 'error').map((o) => (o as { ename: string }).ename)).toEqual(['KeyboardInterrupt']);
+    expect(isAlive(pid)).toBe(true);
+  }, 90_000);
+
   it('kernel restart during a launch leaves no worker, and the new kernel launches', async () => {
     const { kernel, pid } = await newKernel();
     const { workers } = await startSleepingLaunch(kernel, pid);
