@@ -18,10 +18,13 @@ const RESULT_VAR = "__tslaunch_result__";
  */
 function functionLocator(fn: Function): { js: string; source?: string } {
   const exported = (globalThis as { __tslab__?: { exports?: Record<string, unknown> } }).__tslab__?.exports;
-  if (fn.name && exported && exported[fn.name] === fn) return { js: `exports[${JSON.stringify(fn.name)}]` };
+  // A top-level name of the session: an earlier cell's (replayed in the worker, closure intact), or
+  // the calling cell's own (not replayed: it is running), which is rebuilt from its source instead.
+  const byName = fn.name && exported && exported[fn.name] === fn ? `exports[${JSON.stringify(fn.name)}] ?? ` : "";
   const compiled = Function.prototype.toString.call(fn);
   let source = compiled;
   if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
+    if (byName) return { js: `exports[${JSON.stringify(fn.name)}]` };
     throw new OptionError(
       `notebookLauncher cannot send ${fn.name ? `"${fn.name}"` : "this function"} to the workers: it is native or bound. ` +
         "Pass a function declared in a cell (e.g. function train(index: number) { ... }).",
@@ -31,7 +34,7 @@ function functionLocator(fn: Function): { js: string; source?: string } {
   if (!/^(async\s+)?(function\b|\(|[A-Za-z_$][\w$]*\s*=>|class\b)/.test(source)) {
     source = source.replace(/^(async\s+)?/, (m) => `${m}function `);
   }
-  return { js: `(function () { with (exports) { return (${source}); } })()`, source: compiled };
+  return { js: `${byName}(function () { with (exports) { return (${source}); } })()`, source: compiled };
 }
 
 /** The body that calls the function; its first lines are the function's source, line for line. */

@@ -15,6 +15,8 @@ import type { ChildProcess } from "child_process";
 export const STOP_GRACE_MS = 1500;
 /** How often a stop checks whether the processes have closed. */
 export const STOP_POLL_MS = 20;
+/** After a rank exited, how long its output pipes are still read if another process holds them open. */
+export const PIPE_DRAIN_MS = 500;
 /** After a stop, how long node 0 waits for joined nodes to report how their groups ended. */
 export const REMOTE_REPORT_MS = 2000;
 

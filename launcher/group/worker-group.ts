@@ -11,7 +11,7 @@ import { ENV, type AgentMessage, type ExchangeScope, type GroupEvent, type Prest
 import { visibleAccelerators } from "../devices";
 import { LinePrefixer } from "./prefix";
 import { workerEnvironment } from "./worker-env";
-import { killProcessesSync, stopProcesses, STOP_GRACE_MS } from "./stop";
+import { killProcessesSync, PIPE_DRAIN_MS, stopProcesses, STOP_GRACE_MS } from "./stop";
 
 export interface GroupSpec {
   options: LaunchOptions;
@@ -97,6 +97,15 @@ export class WorkerGroup {
         worker.error ??= { ename: err.name, evalue: err.message, stack: err.stack ?? err.message, phase: "body" };
       });
       child.on("close", (code, signal) => this.onClose(worker, code, signal));
+      // A process the rank started may hold the rank's stdout/stderr open after the rank exited
+      // (`sleep 30 &` with stdio inherited): read what comes for a short drain, then let go of the
+      // pipes so the rank counts as ended ("close" follows).
+      child.once("exit", () => {
+        setTimeout(() => {
+          if (worker.closed) return;
+          for (const pipe of [child.stdout, child.stderr]) pipe?.destroy();
+        }, PIPE_DRAIN_MS).unref();
+      });
       if (child.pid) this.hooks.onEvent({ type: "started", rank, pid: child.pid, restartCount, nodeRank });
       this.emitState(worker);
     }

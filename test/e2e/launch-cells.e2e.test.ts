@@ -3,6 +3,7 @@
  * what workers see, and how failures are reported. After each test: no worker process and no
  * tslaunch-* launch folder is left.
  */
+import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCell, type ErrorOutput, type RunCellResult } from '../helpers/jupyter-server';
 import { linesByRank, linesOf, sampleWorkers, setupE2E, useKernel as useSharedKernel, type E2E } from './setup';
@@ -216,6 +217,24 @@ describe('%%launch output and environment', () => {
     expect(r.stdout).not.toContain('\ufffd');
     const kernelSide = await runCell(k.kernel(), split);
     expect(kernelSide.stdout).toBe('price: \u20ac 5\n');
+  });
+
+  it('a background process that inherited a rank\'s stdout does not hold the cell once the rank ended', async () => {
+    const pidFile = `/tmp/tslaunch-e2e-bg-${process.pid}-${Date.now()}`;
+    const t0 = Date.now();
+    const r = await runCell(k.kernel(), `%%launch -n 1\nrequire("child_process").execSync("sleep 30 & echo $! > ${pidFile}", { stdio: "inherit", shell: "/bin/sh" });\nconsole.log("rank done");`, { timeoutMs: 20_000 });
+    try {
+      expectOk(r);
+      expect(Date.now() - t0).toBeLessThan(8000);
+      expect(stdoutByRank(r).get(0)).toEqual(['rank done']);
+    } finally {
+      try {
+        process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      fs.rmSync(pidFile, { force: true });
+    }
   });
 
   it('%%launch --help prints the usage to stdout and starts nothing', async () => {
