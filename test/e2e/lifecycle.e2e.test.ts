@@ -3,11 +3,11 @@
  * kernel, or when the kernel process dies: no worker may survive, no launch folder may be left.
  */
 import * as fs from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
 import { interruptKernel, runCell, type RunCellResult } from '../helpers/jupyter-server';
 import { isAlive, sleep, waitUntilGone } from '../helpers/leftovers';
-import { setupE2E, type E2E } from './setup';
+import { setupE2E, useKernelsPerTest, type E2E } from './setup';
 
 let e2e: E2E;
 
@@ -19,24 +19,7 @@ afterAll(async () => {
   await e2e?.stop();
 }, 60_000);
 
-/** Kernels a test started; shut down (if still there) after it. */
-let kernels: Kernel.IKernelConnection[] = [];
-
-afterEach(async () => {
-  try {
-    await e2e.expectNothingLeft({ timeoutMs: 5000 });
-  } finally {
-    for (const k of kernels) if (!k.isDisposed) await k.shutdown().catch(() => undefined);
-    kernels = [];
-    await e2e.cleanUp();
-  }
-}, 60_000);
-
-async function newKernel(): Promise<{ kernel: Kernel.IKernelConnection; pid: number }> {
-  const kernel = await e2e.startKernel();
-  kernels.push(kernel);
-  return { kernel, pid: e2e.kernelPid(kernel) };
-}
+const newKernel = useKernelsPerTest(() => e2e);
 
 const SLEEPING_LAUNCH = '%%launch -n 4\nconsole.log("ready");\nawait new Promise((resolve) => setTimeout(resolve, 100_000));';
 

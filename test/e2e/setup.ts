@@ -333,3 +333,26 @@ export function useKernelEnv(): () => KernelEnv {
   });
   return () => env;
 }
+
+/**
+ * For suites whose tests start their own kernels (kill, restart, shut them down): `newKernel()`
+ * starts one; after each test, the leak check runs, then whatever kernel is left is shut down.
+ */
+export function useKernelsPerTest(e2e: () => E2E): () => Promise<{ kernel: Kernel.IKernelConnection; pid: number }> {
+  let kernels: Kernel.IKernelConnection[] = [];
+  afterEach(async () => {
+    try {
+      await e2e().expectNothingLeft({ timeoutMs: 5000 });
+    } finally {
+      for (const k of kernels) if (!k.isDisposed) await k.shutdown().catch(() => undefined);
+      kernels = [];
+      await e2e().cleanUp();
+    }
+  }, 60_000);
+  return async () => {
+    const kernel = await e2e().startKernel();
+    kernels.push(kernel);
+    return { kernel, pid: e2e().kernelPid(kernel) };
+  };
+}
+

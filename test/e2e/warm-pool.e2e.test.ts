@@ -5,14 +5,12 @@
  * outlive the kernel (shutdown, restart, SIGKILL).
  */
 import * as fs from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Kernel } from '@jupyterlab/services';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCell } from '../helpers/jupyter-server';
 import { cmdlineOf, descendantsOf, sleep, waitUntilGone } from '../helpers/leftovers';
-import { linesByRank, setupE2E, type E2E } from './setup';
+import { linesByRank, setupE2E, useKernelsPerTest, type E2E } from './setup';
 
 let e2e: E2E;
-let kernels: Kernel.IKernelConnection[] = [];
 
 beforeAll(async () => {
   e2e = await setupE2E();
@@ -20,21 +18,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await e2e?.stop();
 }, 60_000);
-afterEach(async () => {
-  try {
-    await e2e.expectNothingLeft({ timeoutMs: 5000 });
-  } finally {
-    for (const k of kernels) if (!k.isDisposed) await k.shutdown().catch(() => undefined);
-    kernels = [];
-    await e2e.cleanUp();
-  }
-}, 60_000);
 
-async function newKernel(): Promise<{ kernel: Kernel.IKernelConnection; pid: number }> {
-  const kernel = await e2e.startKernel();
-  kernels.push(kernel);
-  return { kernel, pid: e2e.kernelPid(kernel) };
-}
+const newKernel = useKernelsPerTest(() => e2e);
 
 /** Idle warm workers of a kernel (their process title while they wait). */
 function warmPids(kernelPid: number): number[] {
