@@ -2,7 +2,7 @@
 // (launch-cell.ts) and notebookLauncher()/debugLauncher() called in a cell. It supplies the session
 // the workers replay, refuses launches the device guard forbids, shows every launch event in the
 // running cell, and keeps the live view of the launch.
-import { noticeLine, restartLine, WarmPool, warmPoolLimit, type ActiveLaunchHandle, type LaunchHost } from "../../launcher/api";
+import { createWarmPool, noticeLine, restartLine, type ActiveLaunchHandle, type LaunchHost, type WarmPool } from "../../launcher/api";
 import type { CellError, LaunchEvent, RecordedCell, WorkerSpec } from "../../launcher/contract";
 import type { CellOutput } from "../jupyter/cell-output";
 import type { Session } from "../cells/session";
@@ -28,13 +28,7 @@ export class KernelLaunchHost implements LaunchHost {
   private lastLocalWorld = 0;
 
   constructor(private readonly kernel: KernelSide) {
-    let limit = 0;
-    try {
-      limit = warmPoolLimit();
-    } catch (err) {
-      process.stderr.write(`[tslaunch kernel] ${(err as Error).message}; the warm pool is off.\n`);
-    }
-    this.prestarted = limit > 0 ? new WarmPool({ max: limit }) : undefined;
+    this.prestarted = createWarmPool({}, "[tslaunch kernel]");
     // TSLAUNCH_WARM_POOL_START=N: warm workers from the kernel's start (for a notebook that launches N).
     const start = Number(process.env.TSLAUNCH_WARM_POOL_START ?? 0);
     if (Number.isInteger(start) && start > 0) this.lastLocalWorld = start;

@@ -5,7 +5,7 @@ import path from "path";
 import { ENV, REPLAYING, UsageError } from "../contract";
 import type { LaunchHost } from "./launch-host";
 import { printLaunchEvent } from "./terminal-output";
-import { WarmPool, warmPoolLimit } from "../group";
+import { createWarmPool, type WarmPool } from "../group";
 
 const CALLS = Symbol.for("tslaunch.scriptCalls");
 /** Bodies waiting for the script to reach their call (it may await before it: a launch in a loop). */
@@ -72,13 +72,7 @@ let warmPool: WarmPool | null | undefined;
 /** The script's warm pool (unref'd: it never keeps the script alive); none when TSLAUNCH_WARM_POOL is off. */
 function scriptWarmPool(): WarmPool | undefined {
   if (warmPool === undefined) {
-    let limit = 0;
-    try {
-      limit = warmPoolLimit();
-    } catch (err) {
-      process.stderr.write(`[tslaunch] ${(err as Error).message}; the warm pool is off.\n`);
-    }
-    warmPool = limit > 0 ? new WarmPool({ max: limit, unref: true }) : null;
+    warmPool = createWarmPool({ unref: true }) ?? null;
   }
   return warmPool ?? undefined;
 }

@@ -54,6 +54,20 @@ export function warmPoolLimit(env: NodeJS.ProcessEnv = process.env): number {
   throw new Error(`TSLAUNCH_WARM_POOL must be off, auto or a number of warm workers (0 is off), got ${JSON.stringify(env.TSLAUNCH_WARM_POOL)}`);
 }
 
+/**
+ * The pool a host keeps, sized by TSLAUNCH_WARM_POOL; undefined when it is off. A malformed value
+ * turns the pool off with one line on stderr (a launch must not fail over its warm-up).
+ */
+export function createWarmPool(options: Omit<WarmPoolOptions, "max"> = {}, logPrefix = "[tslaunch]"): WarmPool | undefined {
+  let max = 0;
+  try {
+    max = warmPoolLimit();
+  } catch (err) {
+    process.stderr.write(`${logPrefix} ${(err as Error).message}; the warm pool is off.\n`);
+  }
+  return max > 0 ? new WarmPool({ ...options, max }) : undefined;
+}
+
 export class WarmPool {
   private readonly idle: WarmWorker[] = [];
   /** Lowering a priority is always allowed, raising it back only to root: renice only then. */

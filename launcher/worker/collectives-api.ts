@@ -5,7 +5,7 @@
 // connect, the barrier, and the word that a peer died). Outside a launch they are the identity on
 // one process, as Accelerate's single-process state is.
 import path from "path";
-import { Communicator, CollectiveError, type NumericArray, type ReduceOp } from "../collectives";
+import { Communicator, CollectiveError, rankList, type NumericArray, type ReduceOp } from "../collectives";
 import { ExchangeTimeout, type WorkerChannel } from "../channel";
 import { ENV } from "../contract";
 
@@ -18,11 +18,6 @@ let communicator: Communicator | null = null;
 /** Set when the agent said a peer died: every later collective fails at once with it. */
 let peerFailure: Error | null = null;
 let inFlight = 0;
-
-/** "rank 2" or "ranks 1, 3". */
-function rankList(ranks: number[]): string {
-  return ranks.length === 1 ? `rank ${ranks[0]}` : `ranks ${ranks.join(", ")}`;
-}
 
 /** Called by worker-main with the worker's channel to the agent. */
 export function attachWorkerChannel(c: WorkerChannel | null): void {
