@@ -10,8 +10,8 @@ import os from "os";
 import path from "path";
 import { createLaunchDir, LogChannel, type LaunchDir } from "../channel";
 import {
-  describeFailure, writePayload,
-  type ExchangeScope, type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchState, type NodeMessage, type RankFailure, type RunResult, type WorkerSpec, type World,
+  describeFailure, writePayload, RendezvousError,
+  type ExchangeScope, type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchPayload, type LaunchState, type NodeMessage, type RankFailure, type RunResult, type WorkerSpec, type World,
 } from "../contract";
 import { createStackMapper, decodeResult, formWorld, REMOTE_REPORT_MS, STOP_GRACE_MS, WorkerGroup } from "../group";
 import { RendezvousStore, rdzvSeconds, secretFrom, storeAddress, type JoinedNode } from "../rendezvous";
@@ -177,6 +177,7 @@ export class Launch {
   private async gatherNodes(): Promise<void> {
     const o = this.spec.options;
     const secret = secretFrom(this.spec.secret);
+    refuseShippedSecret(secret, this.spec.payload, this.spec.env ?? {});
     this.dataSecret = secret;
     this.masterPort = Number(o.usePort);
     this.store = new RendezvousStore(secret, o, { onNodeMessage: (_node, m, b) => this.onNodeMessage(m, b) });
@@ -335,4 +336,26 @@ export class Launch {
     this.group?.sendToAll(message);
     this.store?.broadcast(message);
   }
+}
+
+/**
+ * The session, the body and the extra environment go to every node: a secret written into a cell
+ * (`process.env.TSLAUNCH_SECRET = "…"`) would travel with them. Refused, with where to put it instead.
+ */
+const SETS_SECRET = /process\.env(?:\.TSLAUNCH_SECRET|\[\s*["'`]TSLAUNCH_SECRET["'`]\s*\])\s*=(?!=)/;
+
+function refuseShippedSecret(secret: Buffer, payload: LaunchPayload, env: Record<string, string>): void {
+  const text = secret.toString("utf8");
+  // A short secret would match ordinary code by chance: then only an assignment gives it away.
+  const where = (js: string) => SETS_SECRET.test(js) || (text.length >= 8 && js.includes(text));
+  const cell = payload.replay.find((c) => where(c.js));
+  const inBody = where(payload.body.js) || (payload.argsV8 !== undefined && Buffer.from(payload.argsV8, "base64").includes(secret));
+  const inEnv = text.length >= 8 ? Object.entries(env).find(([, v]) => v.includes(text)) : undefined;
+  if (!cell && !inBody && !inEnv) return;
+  const place = cell ? `cell [${cell.executionCount}]` : inBody ? "the launched code or its arguments" : `the launch's environment (${inEnv![0]})`;
+  throw new RendezvousError(
+    `${place} contains the shared secret, and a launch across nodes sends the session to every node: it would travel with it. ` +
+      `Set TSLAUNCH_SECRET (or TSLAUNCH_SECRET_FILE, a file holding it) in the environment of the kernel and of every agent instead, ` +
+      `then restart the kernel; a cell that must stay can be kept out of the replay with a first line //%tslaunch:no-replay.`,
+  );
 }

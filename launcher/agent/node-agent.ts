@@ -1,16 +1,16 @@
 // `tslaunch agent`: joins a launch hosted by node 0 (a notebook cell or `tslaunch run` with
 // --num_nodes > 1), runs this node's workers for every attempt, and streams their output, states,
 // results and barriers back over ZeroMQ. It serves one launch after another until stopped.
-import { Dealer } from "zeromq";
+import { curveKeyPair, Dealer } from "zeromq";
 import dgram from "dgram";
 import { randomBytes } from "crypto";
 import { existsSync } from "fs";
 import os from "os";
 import path from "path";
 import { createLaunchDir, LogChannel, SendQueue, type LaunchDir } from "../channel";
-import { decodeMessage, encodeMessage, writePayload, type LaunchOptions, type NodeMessage, type StoreMessage, type World } from "../contract";
+import { curveKeysFromSecret, SealedLink, writePayload, type LaunchOptions, type NodeMessage, type StoreMessage, type World } from "../contract";
 import { createStackMapper, WorkerGroup } from "../group";
-import { storeAddress } from "../rendezvous";
+import { STORE_CURVE_PURPOSE, storeAddress } from "../rendezvous";
 
 export interface NodeAgentSpec {
   /** How to reach the store: the same flags node 0 was given. */
@@ -24,6 +24,11 @@ export interface NodeAgentSpec {
 
 const HEARTBEAT_MS = 1000;
 const JOIN_RETRY_MS = 1000;
+/**
+ * Failed CURVE handshakes, without one that succeeded, after which the agent gives up: the store
+ * derives its key from its secret, so a node with another secret can never complete one.
+ */
+const HANDSHAKE_FAILURES_FATAL = 3;
 /** How long a closing connection to the store may still deliver the last reports. */
 const LINGER_MS = 1000;
 
@@ -58,33 +63,59 @@ export class NodeAgent {
     const { options, secret, log } = this.spec;
     const { host, port } = storeAddress(options);
     this.dataHost = await localAddressToward(host);
-    const socket = new Dealer({ routingId: `node-${randomBytes(6).toString("hex")}`, linger: LINGER_MS, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+    const nodeId = `node-${randomBytes(6).toString("hex")}`;
+    const mine = curveKeyPair();
+    const socket = new Dealer({
+      routingId: nodeId, linger: LINGER_MS, sendHighWaterMark: 0, receiveHighWaterMark: 0,
+      curveServerKey: curveKeysFromSecret(secret, STORE_CURVE_PURPOSE).publicKey, curvePublicKey: mine.publicKey, curveSecretKey: mine.secretKey,
+    });
     this.socket = socket;
     socket.connect(`tcp://${host}:${port}`);
     const queue = new SendQueue(socket);
-    const send = (m: NodeMessage, binary?: Buffer) => queue.push(encodeMessage(secret, m as never, binary));
-    const join = () => send({ type: "join", rdzvId: options.rdzvId, nodeRank: options.rdzvBackend === "static" ? options.nodeRank : null, numProcesses: this.spec.numProcesses, host: os.hostname() });
+    const link = new SealedLink<StoreMessage, NodeMessage>(secret, nodeId);
+    /** The store's nonce for this launch: every message after `hello` is sealed under it. */
+    let nonce = "";
+    const send = (m: NodeMessage, binary?: Buffer) => queue.push(link.seal(m, nonce, binary));
+    // Sent under the current nonce (or none yet); the store answers with a fresh challenge until joined.
+    const hello = () => send({ type: "hello" });
     log(`joining ${options.rdzvBackend} rendezvous at ${host}:${port} (rdzv_id ${options.rdzvId}) with ${this.spec.numProcesses} process(es)`);
-    join();
+    hello();
     let welcomed = false;
-    const joinTimer = setInterval(() => (welcomed ? undefined : join()), JOIN_RETRY_MS);
+    const joinTimer = setInterval(() => (welcomed ? undefined : hello()), JOIN_RETRY_MS);
     const heartbeat = setInterval(() => welcomed && send({ type: "heartbeat" }), HEARTBEAT_MS);
+    const handshake = watchHandshakes(socket, () => {
+      log(
+        `refused by the store: the encrypted handshake with ${host}:${port} failed ${HANDSHAKE_FAILURES_FATAL} times. This node's secret ` +
+          `(TSLAUNCH_SECRET, TSLAUNCH_SECRET_FILE or --secret) differs from node 0's, or what listens there is not a tslaunch store.`,
+      );
+      socket.linger = 0; // the hellos still queued for a store that will never take them
+      socket.close(); // ends the receive loop below
+    });
     let welcome: Extract<StoreMessage, { type: "welcome" }> | undefined;
     let payloadPath = "";
     let outcome = "closed";
     let lastRefusal = "";
     try {
       for await (const frames of socket) {
-        const decoded = decodeMessage<StoreMessage>(secret, frames);
-        if (!decoded) {
-          const refused = tryRefusal(frames);
-          if (refused?.fatal) {
+        // The challenge (and a refusal of a hello) come before the nonce; everything else under it.
+        const decoded = link.open(frames, (session, sender) => sender === "store" && (session === "" || session === nonce));
+        if (!decoded) continue;
+        if (decoded.session === "" && decoded.message.type !== "challenge" && decoded.message.type !== "refused") continue;
+        if (decoded.message.type === "challenge") {
+          if (welcomed) continue;
+          nonce = decoded.message.nonce;
+          send({ type: "join", rdzvId: options.rdzvId, nodeRank: options.rdzvBackend === "static" ? options.nodeRank : null, numProcesses: this.spec.numProcesses, host: os.hostname() });
+          continue;
+        }
+        if (decoded.message.type === "refused") {
+          const refused = decoded.message;
+          if (refused.fatal) {
             log(`refused by the store: ${refused.reason}`);
             return "refused";
           }
           // E.g. the previous launch's store, still closing: keep joining until the next one is up.
-          if (refused && refused.reason !== lastRefusal) log(`not admitted yet (${refused.reason}); retrying`);
-          lastRefusal = refused?.reason ?? lastRefusal;
+          if (refused.reason !== lastRefusal) log(`not admitted yet (${refused.reason}); retrying`);
+          lastRefusal = refused.reason;
           continue;
         }
         const m = decoded.message;
@@ -112,8 +143,9 @@ export class NodeAgent {
           return outcome;
         }
       }
-      return outcome;
+      return handshake.failed ? "refused" : outcome;
     } finally {
+      handshake.stop();
       clearInterval(joinTimer);
       clearInterval(heartbeat);
       await this.current?.group?.stop();
@@ -179,12 +211,34 @@ function localAddressToward(host: string): Promise<string> {
   });
 }
 
-function tryRefusal(frames: Buffer[]): { reason: string; fatal: boolean } | null {
-  if (frames.length !== 1) return null;
-  try {
-    const m = JSON.parse(frames[0].toString("utf8")) as StoreMessage;
-    return m.type === "refused" ? { reason: m.reason, fatal: m.fatal } : null;
-  } catch {
-    return null;
-  }
+/**
+ * Calls `onFatal` once the CURVE handshake failed HANDSHAKE_FAILURES_FATAL times without ever
+ * succeeding. A store that is not up yet refuses the TCP connection instead: that is retried quietly.
+ */
+function watchHandshakes(socket: Dealer, onFatal: () => void): { readonly failed: boolean; stop(): void } {
+  let failures = 0;
+  let succeeded = false;
+  let stopped = false;
+  const state = {
+    failed: false,
+    stop: () => {
+      stopped = true;
+    },
+  };
+  void (async () => {
+    try {
+      for await (const event of socket.events) {
+        if (stopped) return;
+        if (event.type === "handshake") succeeded = true;
+        else if (event.type.startsWith("handshake:error") && !succeeded && ++failures >= HANDSHAKE_FAILURES_FATAL) {
+          state.failed = true;
+          onFatal();
+          return;
+        }
+      }
+    } catch {
+      // the socket was closed
+    }
+  })();
+  return state;
 }

@@ -1,10 +1,10 @@
 // The agent's end of the log channel: one ZeroMQ ROUTER in the launch folder that every worker's
-// DEALER connects to. It verifies each message's signature (forged or unsigned ones are dropped
-// and counted) and acknowledges a worker's end of stream so the worker can exit without losing
+// DEALER connects to. It verifies each message's seal (forged, unsigned or replayed ones are
+// dropped and counted: contract/sealed-link.ts) and acknowledges a worker's end of stream so the worker can exit without losing
 // queued output.
 import { Router } from "zeromq";
 import { SendQueue } from "./send-queue";
-import { decodeMessage, encodeMessage, type AgentMessage, type WorkerMessage } from "../contract";
+import { SealedLink, type AgentMessage, type WorkerMessage } from "../contract";
 
 export interface ChannelMessage {
   /** The worker's routing id, e.g. "rank2-pid1234". */
@@ -18,10 +18,16 @@ export class LogChannel {
   // Acks and barrier releases; a worker that is gone is simply not answered.
   private readonly outbox = new SendQueue(this.socket);
   private closed = false;
-  /** Messages dropped because their signature was missing or wrong. */
-  dropped = 0;
+  private readonly link: SealedLink<WorkerMessage, AgentMessage>;
 
-  private constructor(readonly endpoint: string, private readonly key: Buffer) {}
+  private constructor(readonly endpoint: string, private readonly key: Buffer) {
+    this.link = new SealedLink(key, "agent");
+  }
+
+  /** Messages dropped because their signature was missing or wrong, or they were replayed. */
+  get dropped(): number {
+    return this.link.forged + this.link.replayed;
+  }
 
   /** The key workers sign with (handed to them in their environment). */
   get keyHex(): string {
@@ -39,12 +45,10 @@ export class LogChannel {
   private async receive(onMessage: (m: ChannelMessage) => void): Promise<void> {
     try {
       for await (const [identity, ...frames] of this.socket) {
-        const decoded = decodeMessage(this.key, frames);
-        if (!decoded) {
-          this.dropped++;
-          continue;
-        }
-        if (decoded.message.type === "eos") this.send(identity, encodeMessage(this.key, { type: "ack" }));
+        // Each worker seals as its routing id: a message another connection replays is refused too.
+        const decoded = this.link.open(frames, (session, sender) => session === "" && sender === identity.toString());
+        if (!decoded) continue;
+        if (decoded.message.type === "eos") this.send(identity, this.link.seal({ type: "ack" }));
         onMessage({ from: identity.toString(), message: decoded.message, binary: decoded.binary });
       }
     } catch (err) {
@@ -54,7 +58,7 @@ export class LogChannel {
 
   /** A message to one worker, by its routing id. */
   sendTo(routingId: string, message: AgentMessage): void {
-    this.send(Buffer.from(routingId), encodeMessage(this.key, message));
+    this.send(Buffer.from(routingId), this.link.seal(message));
   }
 
   private send(to: Buffer, frames: Buffer[]): void {

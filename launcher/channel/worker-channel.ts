@@ -3,7 +3,7 @@
 // (../shared/anchors, "zeromq PUSH/PULL unbatched").
 import { Dealer } from "zeromq";
 import { SendQueue } from "./send-queue";
-import { decodeMessage, encodeMessage, type AgentMessage, type ExchangeScope, type WorkerMessage } from "../contract";
+import { SealedLink, type AgentMessage, type ExchangeScope, type WorkerMessage } from "../contract";
 
 const FLUSH_MS = 10;
 const FLUSH_BYTES = 256 * 1024;
@@ -33,7 +33,10 @@ export class WorkerChannel {
   private readonly exchanges = new Map<string, { resolve(values: string[]): void; reject(err: Error): void }>();
   private readonly exchangeSeq: Record<ExchangeScope, number> = { barrier: 0, collectives: 0 };
 
-  constructor(endpoint: string, private readonly key: Buffer, routingId: string) {
+  private readonly link: SealedLink<AgentMessage, WorkerMessage>;
+
+  constructor(endpoint: string, key: Buffer, routingId: string) {
+    this.link = new SealedLink(key, routingId);
     // linger: zeromq.js still drops queued messages on exit (the anchors saw 5-10 % lost over ipc),
     // which is why `finish()` waits for the agent's ack instead of trusting linger.
     this.socket = new Dealer({ routingId, linger: LINGER_MS, sendHighWaterMark: 0 });
@@ -64,7 +67,7 @@ export class WorkerChannel {
   private async receive(): Promise<void> {
     try {
       for await (const frames of this.socket) {
-        const decoded = decodeMessage<AgentMessage>(this.key, frames);
+        const decoded = this.link.open(frames, (session, sender) => session === "" && sender === "agent");
         if (!decoded) continue;
         const m = decoded.message;
         if (m.type === "ack") this.acked();
@@ -82,7 +85,7 @@ export class WorkerChannel {
 
   send(message: WorkerMessage, binary?: Buffer): void {
     this.flushStreams();
-    this.enqueue(encodeMessage(this.key, message, binary));
+    this.enqueue(this.link.seal(message, "", binary));
   }
 
   /** Called for every write to process.stdout / process.stderr. */
@@ -105,7 +108,7 @@ export class WorkerChannel {
       const parts = this.buffers[name];
       if (parts.length === 0) continue;
       this.buffers[name] = [];
-      this.enqueue(encodeMessage(this.key, { type: "stream", name, text: parts.join("") }));
+      this.enqueue(this.link.seal({ type: "stream", name, text: parts.join("") }));
     }
     this.bufferedBytes = 0;
   }

@@ -5,9 +5,13 @@
 // keyed by (sender, collective seq, tag) until a collective asks for them: messages of a later
 // collective may arrive early, and a forged or replayed one is dropped without a trace in the data.
 //
+// The sockets speak CURVE: the receiving key pair is derived from the launch's collective key, so
+// only ranks of this launch can connect, and the data between nodes is encrypted on the wire.
+//
 // zeromq.js resolves send() when the message is queued and may keep a reference to the buffer rather
 // than copy it, so callers hand over buffers they never touch again (see NodeLeaders).
-import { Pull, Push } from "zeromq";
+import { curveKeyPair, Pull, Push } from "zeromq";
+import { curveKeysFromSecret } from "../contract";
 import { openFrame, sealFrame } from "./frame";
 import type { OpContext } from "./op-context";
 
@@ -31,6 +35,7 @@ const key = (from: number, seq: number, tag: string) => `${from}/${seq}/${tag}`;
 
 /** Pending messages for the peer when close() is called: give them this long to leave. */
 const LINGER_MS = 2000;
+const MESH_CURVE_PURPOSE = "collectives-mesh";
 
 export class RemoteMesh {
   private readonly peers = new Map<number, Peer>();
@@ -57,7 +62,8 @@ export class RemoteMesh {
    * connected its own sockets (dropping those early messages hung the first collective, 1 run in ~10).
    */
   static async bind(host: string, rank: number, secret: Buffer, remoteRanks: number[]): Promise<RemoteMesh> {
-    const pull = new Pull({ linger: 0, receiveHighWaterMark: 0 });
+    const keys = curveKeysFromSecret(secret, MESH_CURVE_PURPOSE);
+    const pull = new Pull({ linger: 0, receiveHighWaterMark: 0, curveServer: true, curvePublicKey: keys.publicKey, curveSecretKey: keys.secretKey });
     const literal = host.includes(":") ? `[${host}]` : host;
     try {
       if (host.includes(":")) pull.ipv6 = true;
@@ -71,8 +77,10 @@ export class RemoteMesh {
 
   /** Connects to every remote rank (global rank → endpoint). */
   connect(endpoints: Map<number, string>): void {
+    const serverKey = curveKeysFromSecret(this.secret, MESH_CURVE_PURPOSE).publicKey;
     for (const [rank, endpoint] of endpoints) {
-      const socket = new Push({ linger: LINGER_MS, sendHighWaterMark: 0 });
+      const mine = curveKeyPair();
+      const socket = new Push({ linger: LINGER_MS, sendHighWaterMark: 0, curveServerKey: serverKey, curvePublicKey: mine.publicKey, curveSecretKey: mine.secretKey });
       if (endpoint.startsWith("tcp://[")) socket.ipv6 = true;
       socket.connect(endpoint);
       this.peers.set(rank, { socket, counter: 0, queue: [], draining: false, idle: [] });

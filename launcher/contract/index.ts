@@ -5,4 +5,5 @@ export * from "./options";
 export * from "./payload";
 export * from "./protocol";
 export * from "./node-protocol";
+export * from "./sealed-link";
 export * from "./vocabulary";

@@ -1,7 +1,5 @@
-// The worker <-> agent protocol: every message's shape, its encoding, and its signature, in one place.
-// Frames on the wire: [json, binary?, signature]. The signature is HMAC-SHA256 with the per-launch key
-// (handed to workers in TSLAUNCH_LAUNCH_KEY) over the json and binary frames; anything else is dropped.
-import { createHmac, timingSafeEqual } from "crypto";
+// The worker <-> agent protocol: every message's shape, in one place. On the wire each message is
+// sealed (sealed-link.ts) with the per-launch key, which a worker reads from its lifeline.
 
 export interface DisplayPayload {
   data: Record<string, unknown>;
@@ -50,41 +48,20 @@ export type AgentMessage =
   /** A rank of the world died: pending and later collectives fail now, not at the timeout. */
   | { type: "peer-failed"; rank: number; reason: string };
 
-export function signFrames(key: Buffer, frames: Buffer[]): Buffer {
-  const hmac = createHmac("sha256", key);
-  for (const f of frames) hmac.update(f);
-  return hmac.digest();
-}
-
-export function encodeMessage(key: Buffer, message: WorkerMessage | AgentMessage, binary?: Buffer): Buffer[] {
-  const frames: Buffer[] = [Buffer.from(JSON.stringify(message), "utf8")];
-  if (binary) frames.push(binary);
-  return [...frames, signFrames(key, frames)];
-}
-
-export interface Decoded<M> {
-  message: M;
-  binary?: Buffer;
-}
-
-/** Returns null for a message that is unsigned, forged, or malformed. */
-export function decodeMessage<M = WorkerMessage>(key: Buffer, frames: Buffer[]): Decoded<M> | null {
-  if (frames.length < 2 || frames.length > 3) return null;
-  const body = frames.slice(0, -1);
-  const signature = frames[frames.length - 1];
-  const expected = signFrames(key, body);
-  if (signature.length !== expected.length || !timingSafeEqual(signature, expected)) return null;
-  try {
-    return { message: JSON.parse(body[0].toString("utf8")) as M, binary: body[1] };
-  } catch {
-    return null;
-  }
+/**
+ * The keys a worker gets over its lifeline (fd 3), never through its environment: another process
+ * of the same user can read /proc/PID/environ but not a pipe only the agent and the worker hold.
+ */
+export interface LaunchKeys {
+  /** Signs the worker's log channel (hex). */
+  channel: string;
+  /** Signs and encrypts the collectives between nodes (hex). */
+  collectives: string;
 }
 
 /** Environment variables through which the agent hands a worker its launch. */
 export const ENV = {
   endpoint: "TSLAUNCH_AGENT_ENDPOINT",
-  key: "TSLAUNCH_LAUNCH_KEY",
   payload: "TSLAUNCH_PAYLOAD",
   launchId: "TSLAUNCH_LAUNCH_ID",
   /** "1" in every worker: notebookLauncher there does not launch again. */
@@ -96,7 +73,6 @@ export const ENV = {
   ranksByNode: "TSLAUNCH_RANKS_BY_NODE",
   dataHost: "TSLAUNCH_DATA_HOST",
   segmentPrefix: "TSLAUNCH_SEGMENT_PREFIX",
-  collectiveKey: "TSLAUNCH_COLLECTIVE_KEY",
   collectiveTimeoutMs: "TSLAUNCH_COLLECTIVE_TIMEOUT_MS",
 } as const;
 

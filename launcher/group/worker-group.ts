@@ -5,9 +5,10 @@ import { spawn, type ChildProcess } from "child_process";
 import { createHmac } from "crypto";
 import { deserialize } from "v8";
 import path from "path";
+import type { Writable } from "stream";
 import type { LogChannel, ChannelMessage } from "../channel";
 import { removeSegments } from "../collectives";
-import { ENV, type AgentMessage, type ExchangeScope, type GroupEvent, type PrestartedWorkers, type LaunchOptions, type RankFailure, type WorkerInfo, type World } from "../contract";
+import { ENV, type AgentMessage, type ExchangeScope, type GroupEvent, type LaunchKeys, type PrestartedWorkers, type LaunchOptions, type RankFailure, type WorkerInfo, type World } from "../contract";
 import { visibleAccelerators } from "../devices";
 import { LinePrefixer } from "./prefix";
 import { workerEnvironment } from "./worker-env";
@@ -53,11 +54,15 @@ export class WorkerGroup {
     const { options, world, nodeRank } = this.spec;
     const mine = world.ranks.filter((r) => r.nodeRank === nodeRank);
     const restartCount = world.restartCount;
+    // The keys go over each worker's lifeline (fd 3), not its environment (see worker-main).
+    const keys: LaunchKeys = {
+      channel: this.channel.keyHex,
+      collectives: createHmac("sha256", this.spec.dataSecret).update(`tslaunch collectives ${world.launchId}`).digest("hex"),
+    };
     const collectives = {
       [ENV.ranksByNode]: JSON.stringify(ranksByNode(world)),
       [ENV.dataHost]: this.spec.dataHost,
       [ENV.segmentPrefix]: this.segmentPrefix,
-      [ENV.collectiveKey]: createHmac("sha256", this.spec.dataSecret).update(`tslaunch collectives ${world.launchId}`).digest("hex"),
       [ENV.collectiveTimeoutMs]: String(Math.round(options.collectiveTimeout * 1000)),
     };
     // One accelerator per local rank: each worker sees only its own (unless the launch hides them all,
@@ -71,7 +76,6 @@ export class WorkerGroup {
         ...(devices.length > 0 ? { CUDA_VISIBLE_DEVICES: devices[localRank % devices.length], TSLAUNCH_DEVICE: `cuda:${devices[localRank % devices.length]}` } : {}),
         ...this.spec.env,
         [ENV.endpoint]: this.channel.endpoint,
-        [ENV.key]: this.channel.keyHex,
         [ENV.payload]: this.spec.payloadPath,
         [ENV.inWorker]: "1",
         ...collectives,
@@ -83,6 +87,9 @@ export class WorkerGroup {
       const child =
         this.spec.prestarted?.take(execArgv, { env, cwd: this.spec.cwd }) ??
         spawn(process.execPath, [...execArgv, WORKER_MAIN], { env, cwd: this.spec.cwd, stdio: ["ignore", "pipe", "pipe", "pipe"] });
+      const lifeline = child.stdio[3] as Writable | null;
+      lifeline?.on("error", () => {}); // a worker that died before reading: its exit is reported
+      lifeline?.write(`${JSON.stringify(keys)}\n`);
       const worker: RunningWorker = {
         rank, localRank, nodeRank, pid: child.pid, state: "starting", exitCode: null, signal: null, child, closed: false, restartCount,
         routingId: child.pid ? `rank${rank}-pid${child.pid}` : undefined,

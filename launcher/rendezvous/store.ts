@@ -1,14 +1,29 @@
 // Rendezvous for launches across nodes. The launching node (node 0: the notebook, or `tslaunch run`)
 // hosts the store, a ZeroMQ ROUTER: at master_addr:use_port for `static`, at rdzv_endpoint (default
 // port 29400) for `c10d`. Other nodes run `tslaunch agent`, which joins, receives the session and
-// the body, runs its workers and streams their events back. Every message is signed with the shared
-// secret (HMAC-SHA256); a peer without it gets one unsigned `refused` message and nothing else.
+// the body, runs its workers and streams their events back.
+//
+// What protects it (docs/decisions.md, "Security model"): the socket is a CURVE server whose key
+// pair only holders of the shared secret can derive, so a peer without the secret cannot complete
+// the handshake and nothing on the wire is readable; every message is sealed with the secret, a
+// nonce the store gave that node for this launch, and a growing sequence number. Anything unsigned,
+// forged or replayed is dropped and counted, never answered, and every queue is bounded.
+import { randomBytes } from "crypto";
+import { readFileSync } from "fs";
 import { Router } from "zeromq";
-import { decodeMessage, encodeMessage, RendezvousError, type LaunchOptions, type LaunchPayload, type NodeMessage, type RankFailure, type StoreMessage, type World } from "../contract";
+import { curveKeysFromSecret, RendezvousError, SealedLink, type LaunchOptions, type LaunchPayload, type NodeMessage, type RankFailure, type StoreMessage, type World } from "../contract";
 import { SendQueue } from "../channel";
 
 export const DEFAULT_C10D_PORT = 29400;
 export const SECRET_ENV = "TSLAUNCH_SECRET";
+/** A file holding the secret (its first line), so that it never has to be typed into a notebook. */
+export const SECRET_FILE_ENV = "TSLAUNCH_SECRET_FILE";
+/** What the store's CURVE key pair is derived for. */
+export const STORE_CURVE_PURPOSE = "rendezvous-store";
+/** Nonces handed out and not yet used; a node that asks more often only replaces its own. */
+const MAX_CHALLENGES = 256;
+/** Messages ZeroMQ may hold for the store before it stops reading (TCP pushes back on the sender). */
+const RECEIVE_HWM = 10_000;
 /** How often gather() looks again while nodes are missing (a join wakes it at once). */
 const JOIN_POLL_MS = 100;
 /** At the end, how long queued messages to the nodes may take to leave (a peer may be gone). */
@@ -28,11 +43,21 @@ export function storeAddress(o: LaunchOptions): { host: string; port: number; fl
 }
 
 export function secretFrom(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): Buffer {
-  const secret = explicit ?? env[SECRET_ENV];
+  let secret = explicit ?? env[SECRET_ENV];
+  const file = env[SECRET_FILE_ENV];
+  if (!secret && file) {
+    try {
+      secret = readFileSync(file, "utf8").split(/\r?\n/)[0].trim();
+    } catch (err) {
+      throw new RendezvousError(`cannot read the shared secret from ${SECRET_FILE_ENV}=${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Point it at a readable file whose first line is the secret.`);
+    }
+    if (!secret) throw new RendezvousError(`${SECRET_FILE_ENV}=${file} is empty: its first line must be the shared secret.`);
+  }
   if (!secret) {
     throw new RendezvousError(
-      `a launch across nodes needs a shared secret so that no other peer can join it: set ${SECRET_ENV} (the same value on every node)` +
-        ` or pass --secret to tslaunch agent / tslaunch run.`,
+      `a launch across nodes needs a shared secret so that no other peer can join it: set ${SECRET_ENV} or ${SECRET_FILE_ENV} (a file with the secret)` +
+        ` in the environment of the kernel and of every agent (the same value on every node), or pass --secret to tslaunch agent / tslaunch run.` +
+        ` Do not set it in a notebook cell: cells are sent to every node.`,
     );
   }
   return Buffer.from(secret, "utf8");
@@ -51,19 +76,37 @@ export interface JoinedNode {
 
 /** The store, hosted by node 0 for one launch. */
 export class RendezvousStore {
-  private readonly socket = new Router({ linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
-  private readonly outbox = new SendQueue(this.socket);
+  private readonly socket: Router;
+  private readonly outbox: SendQueue;
+  private readonly link: SealedLink<NodeMessage, StoreMessage>;
   private closed = false;
+  /** Joined nodes by their sender name. */
   readonly nodes = new Map<string, JoinedNode>();
-  /** Messages dropped because they were not signed with the secret. */
-  refused = 0;
+  /** The nonce given to each node that said hello, and the ZeroMQ identity to answer it at. */
+  private readonly challenges = new Map<string, string>();
+  private readonly identities = new Map<string, Buffer>();
   private joinWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly secret: Buffer,
+    secret: Buffer,
     private readonly o: LaunchOptions,
     private readonly hooks: { onNodeMessage(node: JoinedNode, m: NodeMessage, binary?: Buffer): void },
-  ) {}
+  ) {
+    const keys = curveKeysFromSecret(secret, STORE_CURVE_PURPOSE);
+    this.socket = new Router({ linger: 0, receiveHighWaterMark: RECEIVE_HWM, sendHighWaterMark: 0, curveServer: true, curvePublicKey: keys.publicKey, curveSecretKey: keys.secretKey });
+    this.outbox = new SendQueue(this.socket);
+    this.link = new SealedLink(secret, "store");
+  }
+
+  /** Messages dropped because they were not signed with the secret. */
+  get refused(): number {
+    return this.link.forged;
+  }
+
+  /** Signed messages dropped as replays: an old nonce (an earlier launch) or a seq seen before. */
+  get replayed(): number {
+    return this.link.replayed;
+  }
 
   async bind(host: string, port: number, flag: string): Promise<void> {
     try {
@@ -91,15 +134,18 @@ export class RendezvousStore {
   private async receive(): Promise<void> {
     try {
       for await (const [identity, ...frames] of this.socket) {
-        const decoded = decodeMessage<NodeMessage>(this.secret, frames);
-        const id = identity.toString("hex");
-        if (!decoded) {
-          this.refused++;
-          // Unsigned on purpose: the peer does not have the secret to check a signed one.
-          this.push([identity, Buffer.from(JSON.stringify({ type: "refused", reason: "the message was not signed with this launch's shared secret", fatal: true }))]);
+        // Only `hello` may come without a session; everything else under the nonce given to its sender.
+        const opened = this.link.open(frames, (session, sender) => (session === "" ? true : this.challenges.get(sender) === session));
+        if (!opened) continue; // unsigned, forged or replayed: dropped and counted, never answered
+        const { message: m, session, sender: id } = opened;
+        if (m.type === "hello") {
+          if (!this.nodes.has(id)) this.challenge(identity, id);
           continue;
         }
-        const m = decoded.message;
+        if (session === "") {
+          this.link.replayed++; // a signed message that is not hello must carry its nonce
+          continue;
+        }
         if (m.type === "join") {
           this.onJoin(identity, id, m);
           continue;
@@ -108,15 +154,28 @@ export class RendezvousStore {
         if (!node) continue;
         node.lastSeen = performance.now();
         if (m.type === "group") node.outcome = { attempt: m.attempt, outcome: m.outcome, failures: m.failures, receivedAt: performance.now() };
-        this.hooks.onNodeMessage(node, m, decoded.binary);
+        this.hooks.onNodeMessage(node, m, opened.binary);
       }
     } catch (err) {
       if (!this.closed) throw err;
     }
   }
 
+  private challenge(identity: Buffer, id: string): void {
+    if (!this.challenges.has(id) && this.challenges.size >= MAX_CHALLENGES) {
+      const oldest = this.challenges.keys().next().value!;
+      this.challenges.delete(oldest);
+      this.identities.delete(oldest);
+    }
+    const nonce = randomBytes(16).toString("hex");
+    this.challenges.set(id, nonce);
+    this.identities.set(id, identity);
+    this.send(id, { type: "challenge", nonce }, "");
+  }
+
   private onJoin(identity: Buffer, id: string, m: Extract<NodeMessage, { type: "join" }>): void {
-    const refuse = (reason: string, fatal = false) => this.sendRaw(identity, { type: "refused", reason, fatal });
+    this.identities.set(id, identity);
+    const refuse = (reason: string, fatal = false) => this.send(id, { type: "refused", reason, fatal });
     if (this.nodes.has(id)) return; // a repeated join while the welcome was on its way
     if (m.rdzvId !== this.o.rdzvId) return refuse(`rdzv_id ${JSON.stringify(m.rdzvId)} does not match this launch's ${JSON.stringify(this.o.rdzvId)}`, true);
     if (this.nodes.size >= this.o.numNodes - 1) return refuse(`the launch already has its ${this.o.numNodes} nodes`);
@@ -162,16 +221,14 @@ export class RendezvousStore {
     }
   }
 
-  send(id: string, message: StoreMessage): void {
-    this.push([Buffer.from(id, "hex"), ...encodeMessage(this.secret, message as never)]);
+  /** A sealed message to one node, under the nonce it joined with (`""` only for the challenge). */
+  send(id: string, message: StoreMessage, session = this.challenges.get(id) ?? ""): void {
+    const identity = this.identities.get(id);
+    if (identity) this.push([identity, ...this.link.seal(message, session)]);
   }
 
   broadcast(message: StoreMessage): void {
     for (const id of this.nodes.keys()) this.send(id, message);
-  }
-
-  private sendRaw(identity: Buffer, message: StoreMessage): void {
-    this.push([identity, Buffer.from(JSON.stringify(message))]);
   }
 
   private push(frames: Buffer[]): void {

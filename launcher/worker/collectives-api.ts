@@ -35,6 +35,13 @@ export function pendingCollectives(): number {
   return (channel?.pendingExchanges ?? 0) + inFlight;
 }
 
+/** The key of this launch's data plane, which worker-main reads from the lifeline. */
+let collectiveKey: Buffer | null = null;
+
+export function setCollectiveKey(key: Buffer): void {
+  collectiveKey = key;
+}
+
 /** Closes the data plane (sockets, shared memory); worker-main calls it before the worker exits. */
 export async function closeCollectives(): Promise<void> {
   const c = communicator ?? (connecting ? await connecting.catch(() => null) : null);
@@ -45,13 +52,14 @@ export async function closeCollectives(): Promise<void> {
 
 function setupFromEnv(): { ranksByNode: number[][]; host: string; segmentPrefix: string; key: Buffer; timeoutMs: number } {
   const env = process.env;
-  const missing = [ENV.ranksByNode, ENV.dataHost, ENV.segmentPrefix, ENV.collectiveKey, ENV.collectiveTimeoutMs].filter((k) => !env[k]);
+  const missing: string[] = [ENV.ranksByNode, ENV.dataHost, ENV.segmentPrefix, ENV.collectiveTimeoutMs].filter((k) => !env[k]);
+  if (!collectiveKey) missing.push("the collectives key (fd 3)");
   if (missing.length > 0) throw new Error(`this worker was started without its collectives setup (${missing.join(", ")} missing)`);
   return {
     ranksByNode: JSON.parse(env[ENV.ranksByNode]!) as number[][],
     host: env[ENV.dataHost]!,
     segmentPrefix: env[ENV.segmentPrefix]!,
-    key: Buffer.from(env[ENV.collectiveKey]!, "hex"),
+    key: collectiveKey!,
     timeoutMs: Number(env[ENV.collectiveTimeoutMs]),
   };
 }

@@ -4,12 +4,12 @@
 import { Worker } from "worker_threads";
 import path from "path";
 import { StringDecoder } from "string_decoder";
-import { ENV, readPayload, REPLAYING, type ErrorPayload } from "../contract";
+import { ENV, readPayload, REPLAYING, type ErrorPayload, type LaunchKeys } from "../contract";
 import { WorkerChannel } from "../channel";
 import { setDisplaySink } from "./worker-display";
 import { createCellRuntime, runCell } from "./replay";
 import { serialize } from "v8";
-import { attachWorkerChannel, closeCollectives, pendingCollectives } from "./collectives-api";
+import { attachWorkerChannel, closeCollectives, pendingCollectives, setCollectiveKey } from "./collectives-api";
 import { resolveOwnPackage } from "./own-package";
 
 /** fd 3 is a pipe whose other end only the agent holds. */
@@ -20,8 +20,11 @@ const LIFELINE_FD = 3;
  * it kills this process, even while the main thread is stuck in a synchronous loop, so no worker
  * outlives its launch. The thread polls the socket through libuv rather than blocking in read():
  * a thread blocked in a syscall cannot be stopped, and process.exit() would wait for it forever.
+ *
+ * The lifeline also carries the launch's keys (one JSON line, written by the agent when it hands
+ * the worker its rank): unlike the environment, a pipe is not readable in /proc/PID/environ.
  */
-export function holdLifeline(launchDir: string | null): (launchDir: string) => void {
+export function holdLifeline(launchDir: string | null): Lifeline {
   // The agent that would remove the launch folder is gone: the first worker to notice removes it.
   // A warm worker learns its launch folder only when it is given a launch.
   const watchdog = new Worker(
@@ -36,11 +39,40 @@ export function holdLifeline(launchDir: string | null): (launchDir: string) => v
        try { if (launchDir) fs.rmSync(launchDir, { recursive: true, force: true }); } catch {}
        process.kill(process.pid, "SIGKILL");
      };
-     lifeline.on("data", () => {}).on("end", die).on("close", die).on("error", die);`,
+     let line = "";
+     const onData = (chunk) => {
+       line += chunk.toString("utf8");
+       const end = line.indexOf("\\n");
+       if (end < 0) return;
+       lifeline.off("data", onData).on("data", () => {});
+       parentPort.postMessage(line.slice(0, end));
+       line = "";
+     };
+     lifeline.on("data", onData).on("end", die).on("close", die).on("error", die);`,
     { eval: true, workerData: { launchDir } },
   );
   watchdog.unref();
-  return (dir) => watchdog.postMessage(dir);
+  let keysArrived: (keys: LaunchKeys) => void = () => {};
+  const keys = new Promise<LaunchKeys>((resolve) => (keysArrived = resolve));
+  watchdog.once("message", (line: string) => keysArrived(JSON.parse(line) as LaunchKeys));
+  return {
+    setLaunchDir: (dir) => watchdog.postMessage(dir),
+    keys: async () => {
+      // Waiting for the agent's line must keep this process alive (the watchdog is unref'd).
+      watchdog.ref();
+      try {
+        return await keys;
+      } finally {
+        watchdog.unref();
+      }
+    },
+  };
+}
+
+export interface Lifeline {
+  setLaunchDir(dir: string): void;
+  /** The launch's keys, once the agent wrote them to the lifeline. */
+  keys(): Promise<LaunchKeys>;
 }
 
 function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number): ErrorPayload {
@@ -53,11 +85,12 @@ function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number)
 /** Runs this worker's rank: the environment (process.env) already says which launch and rank. */
 export async function main(): Promise<void> {
   resolveOwnPackage();
-  (lifelineLaunchDir ?? holdLifeline(null))(path.dirname(process.env[ENV.payload]!));
+  const lifeline = adoptedLifeline ?? holdLifeline(null);
+  lifeline.setLaunchDir(path.dirname(process.env[ENV.payload]!));
   const rank = Number(process.env.RANK);
-  const key = Buffer.from(process.env[ENV.key] ?? "", "hex");
-  delete process.env[ENV.key]; // the user's code has no business with the channel key
-  const channel = new WorkerChannel(process.env[ENV.endpoint]!, key, `rank${rank}-pid${process.pid}`);
+  const keys = await lifeline.keys();
+  const channel = new WorkerChannel(process.env[ENV.endpoint]!, Buffer.from(keys.channel, "hex"), `rank${rank}-pid${process.pid}`);
+  setCollectiveKey(Buffer.from(keys.collectives, "hex"));
   channel.send({ type: "hello", rank, pid: process.pid });
   attachWorkerChannel(channel);
 
@@ -170,10 +203,10 @@ async function untilEventLoopIdle(baseline: ResourceCounts, flush: () => void): 
 }
 
 /** Set by a warm worker, which holds its lifeline from its start. */
-let lifelineLaunchDir: ((dir: string) => void) | null = null;
+let adoptedLifeline: Lifeline | null = null;
 
-export function adoptLifeline(setLaunchDir: (dir: string) => void): void {
-  lifelineLaunchDir = setLaunchDir;
+export function adoptLifeline(lifeline: Lifeline): void {
+  adoptedLifeline = lifeline;
 }
 
 if (require.main === module) void main();

@@ -3,15 +3,20 @@
  * package (its workers run dist/launcher/worker/worker-main.js; build first), plain-JavaScript bodies.
  * Every test ends with nothing left: no worker process, no tslaunch-* folder in the private TMPDIR.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Dealer } from 'zeromq';
 import type { LaunchEvent } from '../../launcher/contract';
 import { freePort } from '../helpers/free-port';
 import { isAlive, waitUntilGone } from '../helpers/leftovers';
 import {
   FIXTURES,
+  REPO_ROOT,
   childEnv,
   makeLaunch,
   outputText,
@@ -132,6 +137,53 @@ describe('Launch (single node)', () => {
     expect(all).not.toContain('FORGED');
     expect(outputText(events, 0)).toBe('[rank0]: real work from rank 0\n');
     expect(outputText(events, 1)).toBe('[rank1]: real work from rank 1\n');
+  });
+
+  it('keeps the launch keys out of every worker environment (/proc/PID/environ): they come over the lifeline', async () => {
+    const body = `
+      const fs = require('fs');
+      const entries = fs.readFileSync('/proc/' + process.pid + '/environ', 'utf8').split('\\0').filter(Boolean);
+      const secrets = entries.filter((e) => /KEY=/.test(e) || /=[0-9a-f]{64}$/.test(e));
+      console.log('secrets in environ: ' + secrets.length + ' of ' + entries.length);
+      const { allReduce } = require('tslaunch');
+      console.log('sum ' + (await allReduce(new Float64Array([Number(process.env.RANK) + 1])))[0]);
+    `;
+    const { result, events } = await runLaunch({ numProcesses: 2, marker: leak.marker, body });
+    expect(result.outcome, JSON.stringify(result.failures)).toBe('succeeded');
+    for (const rank of [0, 1]) {
+      expect(outputText(events, rank)).toMatch(new RegExp(`^\\[rank${rank}\\]: secrets in environ: 0 of \\d+\\n\\[rank${rank}\\]: sum 3\\n$`));
+    }
+  });
+
+  it('drops a sealed message replayed on the log channel (same connection or another), and counts it', async () => {
+    const { LogChannel } = createRequire(path.join(REPO_ROOT, 'package.json'))('./dist/launcher/channel/index.js') as typeof import('../../launcher/channel');
+    const { SealedLink } = createRequire(path.join(REPO_ROOT, 'package.json'))('./dist/launcher/contract/index.js') as typeof import('../../launcher/contract');
+    const key = crypto.randomBytes(32);
+    const got: string[] = [];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chan-'));
+    const channel = await LogChannel.open(`ipc://${dir}/agent.sock`, key, (m) => got.push(m.message.type === 'stream' ? m.message.text : m.message.type));
+    const sockets: Dealer[] = [];
+    try {
+      const worker = new Dealer({ routingId: 'rank0-pid1', linger: 0 });
+      const other = new Dealer({ routingId: 'rank0-pid2', linger: 0 });
+      sockets.push(worker, other);
+      worker.connect(channel.endpoint);
+      other.connect(channel.endpoint);
+      const link = new SealedLink(key, 'rank0-pid1');
+      const once = link.seal({ type: 'stream', name: 'stdout', text: 'once' });
+      await worker.send(once);
+      await worker.send(once); // replayed on the same connection
+      await other.send(once); // replayed from another connection (another sender name)
+      await worker.send(link.seal({ type: 'stream', name: 'stdout', text: 'twice' }));
+      for (const deadline = Date.now() + 5000; got.length < 2 && Date.now() < deadline; ) await sleep(20);
+      await sleep(200);
+      expect(got).toEqual(['once', 'twice']);
+      expect(channel.dropped).toBe(2);
+    } finally {
+      for (const s of sockets) s.close();
+      channel.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('replaces a busy use_port on a single node, says so in a notice, and hands the new port to the workers', async () => {
