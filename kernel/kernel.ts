@@ -19,7 +19,8 @@ import {
 import { DeviceGuard } from "./launch/device-guard";
 import { KernelLaunchHost } from "./launch/kernel-launch-host";
 import { completeMagic, inspectMagic } from "./launch/magic-help";
-import { runCell } from "./run-cell";
+import { runCell, type CellOutcome } from "./run-cell";
+import { ReportedError, type CellError } from "../launcher/contract";
 
 const KERNEL_VERSION: string = require("../../package.json").version;
 
@@ -197,7 +198,13 @@ export class Kernel {
     // A cell that blocks the event loop would hold `busy` and `execute_input` back until it ends.
     await this.server.iopubFlushed();
 
-    const outcome = await runCell(code, count, { session: this.session, guard: this.guard, launchHost: this.launchHost, output: this.cellOutput() });
+    let outcome: CellOutcome;
+    try {
+      outcome = await runCell(code, count, { session: this.session, guard: this.guard, launchHost: this.launchHost, output: this.cellOutput() });
+    } catch (err) {
+      // Whatever failed, the cell ends with an error and a reply: a frontend never waits forever.
+      outcome = { error: unexpectedCellError(err) };
+    }
     if (outcome.result && !silent) this.server.publish("execute_result", { execution_count: count, data: outcome.result, metadata: {} }, msg);
     // Every line reaches the frontend before the reply and `idle` (paced under a Jupyter server).
     await this.batcher.drained();
@@ -257,4 +264,17 @@ function splitMagicBody(code: string): { code: string; offset: number } {
   if (!code.startsWith("%%")) return { code, offset: 0 };
   const nl = code.indexOf("\n");
   return nl < 0 ? { code: "", offset: code.length } : { code: code.slice(nl + 1), offset: nl + 1 };
+}
+
+/** An error no part of the cell reported itself: shown plainly, and the kernel lives on. */
+function unexpectedCellError(err: unknown): CellError {
+  const reported = ReportedError.toCellError(err);
+  if (reported) return reported;
+  const e = err instanceof Error ? err : new Error(String(err));
+  const code = (e as NodeJS.ErrnoException).code;
+  return {
+    ename: e.name || "Error",
+    evalue: e.message,
+    traceback: [`${e.name || "Error"}: ${e.message}${code ? ` (${code})` : ""}`, "The cell failed inside tslaunch, not in your code; the kernel is still running. If it happens again, please report it with the cell."],
+  };
 }

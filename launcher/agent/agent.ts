@@ -8,9 +8,9 @@ import { randomBytes } from "crypto";
 import net from "net";
 import os from "os";
 import path from "path";
-import { createLaunchDir, LogChannel, type LaunchDir } from "../channel";
+import { channelEndpoint, createLaunchDir, LogChannel, type LaunchDir } from "../channel";
 import {
-  describeFailure, writePayload, RendezvousError,
+  describeFailure, writePayload, LaunchSetupError, RendezvousError,
   type ExchangeScope, type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchPayload, type LaunchState, type NodeMessage, type RankFailure, type RunResult, type WorkerSpec, type World,
 } from "../contract";
 import { createStackMapper, decodeResult, formWorld, REMOTE_REPORT_MS, STOP_GRACE_MS, WorkerGroup } from "../group";
@@ -120,12 +120,16 @@ export class Launch {
 
   private async runAttempts(): Promise<RunResult> {
     const { options } = this.spec;
-    this.dir = await createLaunchDir();
     let result: RunResult | undefined;
+    let step = "create the launch folder";
     try {
-      this.channel = await LogChannel.open(`ipc://${this.dir.path}/agent.sock`, randomBytes(32), (m) => this.group?.onChannelMessage(m));
+      this.dir = await createLaunchDir();
+      step = "open the launch's log channel";
+      this.channel = await LogChannel.open(channelEndpoint(this.dir), randomBytes(32), (m) => this.group?.onChannelMessage(m));
+      step = "write the launch's payload (the session and the body)";
       const payloadPath = path.join(this.dir.path, "payload.json");
       writePayload(payloadPath, this.spec.payload);
+      step = "";
       if (options.numNodes > 1) {
         this.setState("gathering");
         try {
@@ -150,6 +154,9 @@ export class Launch {
         }
         return (result = this.result(outcome, failures));
       }
+    } catch (err) {
+      if (step) throw LaunchSetupError.from(err, step, os.tmpdir());
+      throw err;
     } finally {
       await this.group?.stop();
       if (this.store) {
@@ -158,7 +165,7 @@ export class Launch {
         this.store.close();
       }
       this.channel?.close();
-      this.dir.remove();
+      this.dir?.remove();
       this.setState("done");
       if (result) this.onEvent({ type: "done", result });
     }

@@ -7,7 +7,7 @@ import { randomBytes } from "crypto";
 import { existsSync } from "fs";
 import os from "os";
 import path from "path";
-import { createLaunchDir, LogChannel, SendQueue, type LaunchDir } from "../channel";
+import { channelEndpoint, createLaunchDir, LogChannel, SendQueue, type LaunchDir } from "../channel";
 import { curveKeysFromSecret, SealedLink, writePayload, type LaunchOptions, type NodeMessage, type StoreMessage, type World } from "../contract";
 import { createStackMapper, WorkerGroup } from "../group";
 import { STORE_CURVE_PURPOSE, storeAddress } from "../rendezvous";
@@ -123,7 +123,7 @@ export class NodeAgent {
           welcomed = true;
           welcome = m;
           const dir = await createLaunchDir();
-          const channel = await LogChannel.open(`ipc://${dir.path}/agent.sock`, randomBytes(32), (cm) => this.current?.group?.onChannelMessage(cm));
+          const channel = await LogChannel.open(channelEndpoint(dir), randomBytes(32), (cm) => this.current?.group?.onChannelMessage(cm));
           this.current = { dir, channel };
           // The notebook's folder may not exist here: bare require() resolves from this agent's folder.
           const payload = { ...m.payload, cwd: existsSync(m.payload.cwd) ? m.payload.cwd : process.cwd() };

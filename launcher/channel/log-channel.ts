@@ -20,7 +20,11 @@ export class LogChannel {
   private closed = false;
   private readonly link: SealedLink<WorkerMessage, AgentMessage>;
 
-  private constructor(readonly endpoint: string, private readonly key: Buffer) {
+  /** Where workers connect: the bound address (a "tcp://127.0.0.1:*" request gets its real port). */
+  endpoint: string;
+
+  private constructor(endpoint: string, private readonly key: Buffer) {
+    this.endpoint = endpoint;
     this.link = new SealedLink(key, "agent");
   }
 
@@ -37,7 +41,13 @@ export class LogChannel {
   /** Binds before the receive loop starts, so no early message is missed. */
   static async open(endpoint: string, key: Buffer, onMessage: (m: ChannelMessage) => void): Promise<LogChannel> {
     const channel = new LogChannel(endpoint, key);
-    await channel.socket.bind(endpoint);
+    try {
+      await channel.socket.bind(endpoint);
+    } catch (err) {
+      channel.close();
+      throw new Error(`cannot open the launch's log channel at ${endpoint} (${(err as Error).message})`);
+    }
+    channel.endpoint = channel.socket.lastEndpoint ?? endpoint;
     void channel.receive(onMessage);
     return channel;
   }

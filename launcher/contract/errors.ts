@@ -82,3 +82,21 @@ export class RendezvousError extends ReportedError {
 export class CompileError extends ReportedError {
   override name = "CompileError";
 }
+
+/** The launch's own files or sockets could not be set up (a full disk, an unusable TMPDIR); nothing was started. */
+export class LaunchSetupError extends ReportedError {
+  override name = "LaunchSetupError";
+
+  /** Names the step, the folder and the cause, and says what to do for the causes we know. */
+  static from(err: unknown, step: string, folder: string): LaunchSetupError {
+    const e = err as NodeJS.ErrnoException;
+    const cause = e?.message ?? String(err);
+    const hint =
+      e?.code === "ENOSPC" ? `The disk holding ${folder} is full: free some space there and run it again, or set TMPDIR to a folder on another disk (then restart the kernel or the script).`
+      : e?.code === "EACCES" || e?.code === "EPERM" || e?.code === "EROFS" ? `${folder} is not writable: set TMPDIR to a folder you can write to (then restart the kernel or the script).`
+      : e?.code === "ENOENT" ? `${folder} does not exist: create it, or set TMPDIR to a folder that exists (then restart the kernel or the script).`
+      : e?.code === "EMFILE" || e?.code === "ENFILE" ? `Too many open files: close some (or raise ulimit -n) and run it again.`
+      : `Check ${folder} (TMPDIR) and run it again.`;
+    return new LaunchSetupError(`cannot ${step} in ${folder}: ${cause}. Nothing was started. ${hint}`);
+  }
+}

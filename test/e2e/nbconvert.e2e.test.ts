@@ -3,6 +3,7 @@
  * would run them.
  */
 import * as fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeNotebook, multiline, nbconvertExecute, normalizeOutputs, type NotebookJson } from '../helpers/jupyter-server';
@@ -89,6 +90,52 @@ describe('nbconvert --execute on the tslaunch kernel', () => {
     expect(errors[0]).toMatchObject({ ename: 'LaunchError', evalue: 'rank 1 failed first (exit code 1): Error: nb launch fails' });
     expect((errors[0].traceback as string[]).join('\n')).toContain(`at cell [2], line 3`);
     expect(streamText(cells[2].outputs!, 'stdout')).toBe('after the launch\n');
+  }, 150_000);
+  it('a launch whose TMPDIR fills up ends with a LaunchSetupError naming the step and the folder (never a busy cell), and one in a very long TMPDIR runs', async () => {
+    // A 1 MiB tmpfs that the first cell fills (a full disk). Mounting needs root, as CI runs.
+    const full = fs.mkdtempSync(path.join(kernelEnv().tmp, 'full-'));
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full], { encoding: 'utf8' });
+    expect(mount.status, `mounting a tmpfs needs root: ${mount.stderr}`).toBe(0);
+    try {
+      const nb = makeNotebook(
+        [
+          "const fs = require('fs'); const os = require('os');\ntry { for (let i = 0; ; i++) fs.writeFileSync(os.tmpdir() + '/fill' + i, Buffer.alloc(16384)); } catch (e) { console.log('filled: ' + e.code); }",
+          '%%launch -n 2\nconsole.log("never")',
+          'console.log("after the launch");',
+        ],
+        KERNEL_NAME,
+        'typescript',
+      );
+      const r = await nbconvertExecute({
+        notebook: nb, kernelName: KERNEL_NAME, jupyterPath: [kernelEnv().spec.jupyterDir], timeoutS: 30, allowErrors: true, env: { ...kernelEnv().childEnv, TMPDIR: full },
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const cells = r.executed!.cells;
+      expect(streamText(cells[0].outputs!, 'stdout')).toBe('filled: ENOSPC\n');
+      const errors = cells[1].outputs!.filter((o) => o.output_type === 'error');
+      expect(errors).toHaveLength(1);
+      expect(errors[0].ename).toBe('LaunchSetupError');
+      expect(errors[0].evalue).toMatch(new RegExp(`^cannot write the launch's payload .* in ${full}: ENOSPC: no space left on device.*Nothing was started\\. The disk holding ${full} is full`));
+      expect(streamText(cells[2].outputs!, 'stdout')).toBe('after the launch\n');
+      expect(fs.readdirSync(full).filter((f) => !f.startsWith('fill'))).toEqual([]);
+    } finally {
+      spawnSync('umount', ['-l', full]);
+      fs.rmSync(full, { recursive: true, force: true });
+    }
+
+    // A TMPDIR so long that an ipc socket path in it would not fit (sun_path is 108 bytes).
+    const long = path.join(kernelEnv().tmp, 'x'.repeat(100 - kernelEnv().tmp.length));
+    fs.mkdirSync(long);
+    try {
+      const nb = makeNotebook(['const where = "long";', '%%launch -n 2\nconsole.log("ran in the " + where + " TMPDIR")'], KERNEL_NAME, 'typescript');
+      const r = await nbconvertExecute({ notebook: nb, kernelName: KERNEL_NAME, jupyterPath: [kernelEnv().spec.jupyterDir], timeoutS: 30, env: { ...kernelEnv().childEnv, TMPDIR: long } });
+      expect(r.code, r.stderr).toBe(0);
+      const { byRank } = linesByRank(streamText(r.executed!.cells[1].outputs!, 'stdout'));
+      expect([...byRank.entries()].sort()).toEqual([[0, ['ran in the long TMPDIR']], [1, ['ran in the long TMPDIR']]]);
+      expect(fs.readdirSync(long)).toEqual([]);
+    } finally {
+      fs.rmSync(long, { recursive: true, force: true });
+    }
   }, 150_000);
 });
 
