@@ -64,6 +64,8 @@ export const ENV = {
   endpoint: "TSLAUNCH_AGENT_ENDPOINT",
   payload: "TSLAUNCH_PAYLOAD",
   launchId: "TSLAUNCH_LAUNCH_ID",
+  /** A token per worker group that every process a rank starts inherits: how they are found and ended (group/descendants.ts). */
+  groupToken: "TSLAUNCH_GROUP",
   /** "1" in every worker: notebookLauncher there does not launch again. */
   inWorker: "TSLAUNCH_IN_WORKER",
   /** In a worker started for a script: which notebookLauncher call (0-based) this launch is. */

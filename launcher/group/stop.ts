@@ -9,6 +9,8 @@
 // - and when none of these can run (the agent was SIGKILLed): every worker holds a lifeline pipe
 //   whose far end only the agent holds; the worker's watchdog thread kills the worker when it closes
 //   (worker/worker-main.ts).
+// Every one of these also ends the processes the ranks started, found by the token in their
+// environment wherever they moved in the process tree (descendants.ts; the watchdog for the last case).
 import type { ChildProcess } from "child_process";
 
 /** SIGTERM first; SIGKILL for whatever still lives this long after. */

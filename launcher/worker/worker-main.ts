@@ -32,11 +32,28 @@ export function holdLifeline(launchDir: string | null): Lifeline {
      const fs = require("fs");
      const { workerData, parentPort } = require("worker_threads");
      let launchDir = workerData.launchDir;
-     parentPort.on("message", (dir) => { launchDir = dir; });
+     let token = null;
+     parentPort.on("message", (m) => { launchDir = m.dir; token = m.token; });
      parentPort.unref();
      const lifeline = new net.Socket({ fd: ${LIFELINE_FD}, readable: true, writable: false });
+     // What the ranks started ends too: every process whose environment holds the group's token
+     // (the agent's search in group/descendants.ts, repeated here, where that module is not loaded).
+     const killMarked = () => {
+       if (!token) return;
+       const entry = Buffer.from("${ENV.groupToken}=" + token);
+       for (const name of fs.readdirSync("/proc")) {
+         if (!/^\\d+$/.test(name) || Number(name) === process.pid) continue;
+         try {
+           const env = fs.readFileSync("/proc/" + name + "/environ");
+           const at = env.indexOf(entry);
+           const end = at + entry.length;
+           if (at >= 0 && (at === 0 || env[at - 1] === 0) && (end === env.length || env[end] === 0)) process.kill(Number(name), "SIGKILL");
+         } catch {}
+       }
+     };
      const die = () => {
        try { if (launchDir) fs.rmSync(launchDir, { recursive: true, force: true }); } catch {}
+       try { killMarked(); } catch {}
        process.kill(process.pid, "SIGKILL");
      };
      let line = "";
@@ -56,7 +73,7 @@ export function holdLifeline(launchDir: string | null): Lifeline {
   const keys = new Promise<LaunchKeys>((resolve) => (keysArrived = resolve));
   watchdog.once("message", (line: string) => keysArrived(JSON.parse(line) as LaunchKeys));
   return {
-    setLaunchDir: (dir) => watchdog.postMessage(dir),
+    setLaunch: (dir, token) => watchdog.postMessage({ dir, token }),
     keys: async () => {
       // Waiting for the agent's line must keep this process alive (the watchdog is unref'd).
       watchdog.ref();
@@ -70,7 +87,8 @@ export function holdLifeline(launchDir: string | null): Lifeline {
 }
 
 export interface Lifeline {
-  setLaunchDir(dir: string): void;
+  /** The launch folder to remove and the group token to end, should the agent die. */
+  setLaunch(dir: string, token: string | undefined): void;
   /** The launch's keys, once the agent wrote them to the lifeline. */
   keys(): Promise<LaunchKeys>;
 }
@@ -86,7 +104,7 @@ function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number)
 export async function main(): Promise<void> {
   resolveOwnPackage();
   const lifeline = adoptedLifeline ?? holdLifeline(null);
-  lifeline.setLaunchDir(path.dirname(process.env[ENV.payload]!));
+  lifeline.setLaunch(path.dirname(process.env[ENV.payload]!), process.env[ENV.groupToken]);
   const rank = Number(process.env.RANK);
   const keys = await lifeline.keys();
   const channel = new WorkerChannel(process.env[ENV.endpoint]!, Buffer.from(keys.channel, "hex"), `rank${rank}-pid${process.pid}`);
