@@ -227,6 +227,10 @@ describe('%%launch output and environment', () => {
       expectOk(r);
       expect(Date.now() - t0).toBeLessThan(8000);
       expect(stdoutByRank(r).get(0)).toEqual(['rank done']);
+      // ... and it ended with the launch (issue 11, item 7).
+      const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+      expect(pid).toBeGreaterThan(0);
+      expect(fs.existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')), 'the background sleep outlived the launch').toBe(false);
     } finally {
       try {
         process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 'SIGKILL');
@@ -235,6 +239,17 @@ describe('%%launch output and environment', () => {
       }
       fs.rmSync(pidFile, { force: true });
     }
+  });
+
+  it('carriage-return progress output is forwarded per rank as it comes, each redraw with its prefix', async () => {
+    const body = 'for (const p of [10, 20, 30]) { process.stdout.write(p + "%\\r"); await new Promise((r) => setTimeout(r, 150)); }\nconsole.log("done");';
+    const r = await runCell(k.kernel(), `%%launch -n 2\n${body}`);
+    expectOk(r);
+    const segments = r.stdout.split(/(?<=[\r\n])/);
+    for (const rank of [0, 1]) {
+      expect(segments.filter((s) => s.startsWith(`[rank${rank}]: `))).toEqual([`[rank${rank}]: 10%\r`, `[rank${rank}]: 20%\r`, `[rank${rank}]: 30%\r`, `[rank${rank}]: done\n`]);
+    }
+    expect(segments.filter((s) => !s.startsWith('[rank'))).toEqual([]);
   });
 
   it('%%launch --help prints the usage to stdout and starts nothing', async () => {

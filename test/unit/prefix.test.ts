@@ -36,4 +36,26 @@ describe("LinePrefixer", () => {
   it("keeps empty lines, prefixed", () => {
     expect(new LinePrefixer("> ").push("\n\nx\n")).toBe("> \n> \n> x\n");
   });
+
+  it("sends each carriage-return redraw at once, prefixed and ending in \\r (a progress bar), then the final line", () => {
+    const p = new LinePrefixer("[r0]: ");
+    expect(p.push("10%\r")).toBe("[r0]: 10%\r");
+    expect(p.push("20%\r")).toBe("[r0]: 20%\r");
+    expect(p.push("done\n")).toBe("[r0]: done\n");
+    // tqdm's style: the "\r" comes first; the text after it is a redraw, not held back
+    expect(p.push("\r 1/3")).toBe("[r0]:  1/3\r");
+    expect(p.push("\r 2/3")).toBe("[r0]:  2/3\r");
+    expect(p.push("\n")).toBe("\n");
+    expect(p.push("next\n")).toBe("[r0]: next\n");
+    expect(p.end()).toBe("");
+  });
+
+  it("treats \\r\\n as a newline, even split across two writes, and ends a stream that stopped on a redraw with a newline", () => {
+    const p = new LinePrefixer("> ");
+    expect(p.push("a\r\nb\r\n")).toBe("> a\n> b\n");
+    expect(p.push("c\r")).toBe("> c\r");
+    expect(p.push("\nd\n")).toBe("\n> d\n");
+    expect(p.push("50%\r")).toBe("> 50%\r");
+    expect(p.end()).toBe("\n");
+  });
 });
