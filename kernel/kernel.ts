@@ -11,7 +11,7 @@ import { Session } from "./cells/session";
 import type { CellOutput, DisplayContent } from "./jupyter/cell-output";
 import { codePointsToUtf16, utf16ToCodePoints } from "./jupyter/cursor";
 import { KernelServer } from "./jupyter/server";
-import { iopubRateFromEnv, StreamBatcher } from "./jupyter/stream-batcher";
+import { iopubPaceFromEnv, OutputPacer } from "./jupyter/output-pacer";
 import {
   PROTOCOL_VERSION,
   type CompleteReply, type ConnectionInfo, type InspectReply, type IsCompleteReply, type JupyterMessage, type KernelInfoReply, type Request,
@@ -30,7 +30,7 @@ export class Kernel {
   private executionCount = 0;
   /** The request whose cell owns output right now (tslab and ipykernel route late output there too). */
   private outputParent: JupyterMessage<unknown> | null = null;
-  private readonly batcher: StreamBatcher;
+  private readonly pacer: OutputPacer;
   private shellChain: Promise<void> = Promise.resolve();
   /** Execute requests received so far; after an error, ones received before it are aborted. */
   private received = 0;
@@ -50,7 +50,14 @@ export class Kernel {
     this.log = (s) => void stderrWrite(`[tslaunch kernel] ${s}\n`);
     this.server = new KernelServer(conn, this.log);
     this.session = new Session(cwd);
-    this.batcher = new StreamBatcher((name, text) => this.server.publish("stream", { name, text }, this.outputParent), 50, iopubRateFromEnv());
+    this.pacer = new OutputPacer(
+      {
+        stream: (name, text) => this.server.publish("stream", { name, text }, this.outputParent),
+        display: (content, update) => this.server.publish(update ? "update_display_data" : "display_data", content, this.outputParent),
+      },
+      50,
+      iopubPaceFromEnv(),
+    );
     this.launchHost = new KernelLaunchHost({
       session: this.session,
       guard: this.guard,
@@ -87,12 +94,9 @@ export class Kernel {
 
   private cellOutput(): CellOutput {
     return {
-      stream: (name, text) => this.batcher.write(name, text),
-      display: (content, update = false) => {
-        this.batcher.flush();
-        this.server.publish(update ? "update_display_data" : "display_data", content, this.outputParent);
-      },
-      flush: () => this.batcher.flush(),
+      stream: (name, text) => this.pacer.write(name, text),
+      display: (content, update = false) => this.pacer.display(content, update),
+      flush: () => this.pacer.flush(),
     };
   }
 
@@ -103,7 +107,7 @@ export class Kernel {
       const decoder = new StringDecoder("utf8");
       (process[name] as unknown as { write: unknown }).write = (chunk: string | Uint8Array, encoding?: unknown, cb?: unknown) => {
         const text = typeof chunk === "string" ? decoder.end() + chunk : decoder.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if (text) this.batcher.write(name, text);
+        if (text) this.pacer.write(name, text);
         const callback = typeof encoding === "function" ? encoding : cb;
         if (typeof callback === "function") process.nextTick(callback as () => void);
         return true;
@@ -189,7 +193,7 @@ export class Kernel {
       return this.server.reply("shell", msg, "execute_reply", { status: "aborted", execution_count: this.executionCount });
     }
     // Late output of the previous cell belongs to the previous cell.
-    await this.batcher.drained();
+    await this.pacer.drained();
     this.outputParent = msg;
     if (!silent && store_history) this.executionCount++;
     const count = this.executionCount;
@@ -205,9 +209,9 @@ export class Kernel {
       // Whatever failed, the cell ends with an error and a reply: a frontend never waits forever.
       outcome = { error: unexpectedCellError(err) };
     }
+    // Every line reaches the frontend before the result, the reply and `idle` (paced under a Jupyter server).
+    await this.pacer.drained();
     if (outcome.result && !silent) this.server.publish("execute_result", { execution_count: count, data: outcome.result, metadata: {} }, msg);
-    // Every line reaches the frontend before the reply and `idle` (paced under a Jupyter server).
-    await this.batcher.drained();
     const error = outcome.error;
     if (error) {
       if (!silent) this.server.publish("error", error, msg);

@@ -1,6 +1,6 @@
 // What a running cell may do with its outputs (streams and displays); the kernel provides it and
 // every cell handler (ordinary cells, %%launch, launched functions) writes through it.
-import type { StreamName } from "./stream-batcher";
+import type { StreamName } from "./output-pacer";
 import type { DisplayData } from "./wire";
 
 export type DisplayContent = DisplayData;

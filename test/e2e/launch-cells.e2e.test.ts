@@ -181,6 +181,29 @@ describe('%%launch output and environment', () => {
     }
   });
 
+  it('under jupyter_server\'s default iopub limits, 4 ranks x 1 500 displays all arrive, in order per rank (message pacing)', async () => {
+    const r = await runCell(
+      k.kernel(),
+      '%%launch -n 4\nimport * as tslab from "tslab";\nfor (let i = 0; i < 1500; i++) tslab.display.text(`d ${process.env.RANK} ${i}`);',
+      { timeoutMs: 60_000 },
+    );
+    expectOk(r);
+    const texts = r.outputs
+      .filter((o): o is Extract<typeof o, { output_type: 'display_data' }> => o.output_type === 'display_data' && !Object.keys(o.data).some((m) => m.startsWith('application/vnd.tslaunch')))
+      .map((o) => String(o.data['text/plain']));
+    expect(texts).toHaveLength(6000);
+    for (const rank of [0, 1, 2, 3]) {
+      expect(texts.filter((t) => t.startsWith(`d ${rank} `))).toEqual(Array.from({ length: 1500 }, (_, i) => `d ${rank} ${i}`));
+    }
+  }, 90_000);
+
+  it('under jupyter_server\'s default iopub limits, a single 3 MB line arrives whole, with its prefix (split across messages)', async () => {
+    const r = await runCell(k.kernel(), '%%launch -n 1\nconsole.log("y".repeat(3_000_000) + " end");', { timeoutMs: 60_000 });
+    expectOk(r);
+    expect(r.stdout.length).toBe('[rank0]: '.length + 3_000_000 + ' end\n'.length);
+    expect(r.stdout).toBe(`[rank0]: ${'y'.repeat(3_000_000)} end\n`);
+  }, 90_000);
+
   it('native output of a worker\'s child process (fd 1 and 2) reaches the cell prefixed', async () => {
     const r = await runCell(
       k.kernel(),
