@@ -11,7 +11,7 @@ import { Session } from "./cells/session";
 import type { CellOutput, DisplayContent } from "./jupyter/cell-output";
 import { codePointsToUtf16, utf16ToCodePoints } from "./jupyter/cursor";
 import { KernelServer } from "./jupyter/server";
-import { iopubPaceFromEnv, OutputPacer } from "./jupyter/output-pacer";
+import { iopubPaceFromEnv, OutputPacer, outputMemoryLimitFromEnv } from "./jupyter/output-pacer";
 import {
   PROTOCOL_VERSION,
   type CompleteReply, type ConnectionInfo, type InspectReply, type IsCompleteReply, type JupyterMessage, type KernelInfoReply, type Request,
@@ -57,6 +57,7 @@ export class Kernel {
       },
       50,
       iopubPaceFromEnv(),
+      outputMemoryLimitFromEnv(),
     );
     this.launchHost = new KernelLaunchHost({
       session: this.session,

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import { OutputPacer, iopubPaceFromEnv, type OutputSink } from "../../kernel/jupyter/output-pacer";
 import type { DisplayData } from "../../kernel/jupyter/wire";
 
@@ -80,4 +82,42 @@ describe("OutputPacer", () => {
     expect(iopubPaceFromEnv({})).toEqual({ bytes: 0, messages: 0 });
     expect(iopubPaceFromEnv({ JPY_PARENT_PID: "1", TSLAUNCH_IOPUB_MSG_RATE_LIMIT: "0", TSLAUNCH_IOPUB_RATE_LIMIT: "5000" })).toEqual({ bytes: 5000, messages: 0 });
   });
+});
+
+describe("OutputPacer backlog", () => {
+  it("keeps at most its memory share of a paced backlog, spills the rest to an unlinked file, says so once, and delivers everything in order", async () => {
+    const { sent, sink } = recorder();
+    const limit = 200_000;
+    const b = new OutputPacer(sink, 5, { bytes: 1_000_000, messages: 0 }, limit);
+    const lines: string[] = [];
+    let peak = 0;
+    for (let batch = 0; batch < 40; batch++) {
+      let text = "";
+      for (let i = 0; i < 2000; i++) {
+        const line = `batch ${batch} line ${i} €\n`;
+        lines.push(line);
+        text += line;
+      }
+      b.write("stdout", text);
+      b.flush();
+      if (batch === 20) b.display(display("in the middle"), false);
+      peak = Math.max(peak, b.backlogInMemory);
+    }
+    await b.drained();
+    peak = Math.max(peak, b.backlogInMemory);
+    expect(b.spilledBytes).toBeGreaterThan(1_000_000);
+    expect(peak).toBeLessThanOrEqual(limit + 100_000); // one batch over the share at most
+    const notices = sent.filter((s) => s[0] === "stream" && s[1] === "stderr");
+    expect(notices).toHaveLength(1);
+    expect(notices[0][2]).toMatch(/waits on disk .* Nothing is lost/);
+    const out = sent.filter((s) => s[0] === "stream" && s[1] === "stdout").map((s) => s[2]).join("");
+    expect(out).toBe(lines.join(""));
+    // The display made after batch 20 comes after batch 20's lines and before batch 21's.
+    const order = sent.filter((s) => s[0] !== "stream" || s[1] === "stdout").map((s) => (s[0] === "stream" ? s[2] : "<display>")).join("");
+    const at = order.indexOf("<display>");
+    expect(order.slice(0, at).endsWith("batch 20 line 1999 €\n")).toBe(true);
+    expect(order.slice(at + "<display>".length).startsWith("batch 21 line 0 €\n")).toBe(true);
+    // Nothing named after the spill file is left in TMPDIR.
+    expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith(`tslaunch-output-${process.pid}-`))).toEqual([]);
+  }, 30_000);
 });
