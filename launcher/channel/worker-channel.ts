@@ -113,6 +113,26 @@ export class WorkerChannel {
     this.bufferedBytes = 0;
   }
 
+  /**
+   * Hands the text not yet sent to `write` (the process's own stdout/stderr pipes, synchronously),
+   * stream by stream in the order written. Called before a child process starts: a child that
+   * inherits the rank's stdout writes to that pipe, so the rank's earlier text must be there first.
+   */
+  handOff(write: (name: "stdout" | "stderr", text: string) => void): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    // At most one stream holds text: a switch of stream flushes the other (see write()).
+    for (const name of ["stdout", "stderr"] as const) {
+      const parts = this.buffers[name];
+      if (parts.length === 0) continue;
+      this.buffers[name] = [];
+      write(name, parts.join(""));
+    }
+    this.bufferedBytes = 0;
+  }
+
   /** Sends end-of-stream and waits until the agent acknowledged everything (or the timeout). */
   async finish(timeoutMs = 10_000): Promise<boolean> {
     this.send({ type: "eos" });

@@ -1,6 +1,7 @@
 // The worker entry point: what every rank's Node process runs. Steps: hold the lifeline, open the
 // log channel, replay the session (silently), run the body, report, wait for the agent's ack, exit.
 // A warm worker (warm-worker.ts) runs the same steps once its launch has been handed to it.
+import { writeSync } from "fs";
 import { Worker } from "worker_threads";
 import path from "path";
 import { StringDecoder } from "string_decoder";
@@ -93,6 +94,36 @@ export interface Lifeline {
   keys(): Promise<LaunchKeys>;
 }
 
+/**
+ * A rank's own output travels on the log channel in batches; a child process that inherits its
+ * stdout/stderr writes straight to the rank's pipes. So that "A1, then a child's B2, then C3" arrive
+ * in that order, the batch not yet sent goes to the pipe, synchronously, before any child starts.
+ * (What a child writes while the rank keeps writing is two processes writing at once: no order.)
+ */
+function keepOrderWithChildProcesses(channel: WorkerChannel): void {
+  const childProcess = require("child_process") as Record<string, unknown>;
+  const toPipe = (name: "stdout" | "stderr", text: string) => {
+    const bytes = Buffer.from(text, "utf8");
+    for (let done = 0; done < bytes.length; ) {
+      try {
+        done += writeSync(name === "stdout" ? 1 : 2, bytes, done);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return; // the agent is gone
+      }
+    }
+  };
+  for (const name of ["spawn", "spawnSync", "exec", "execSync", "execFile", "execFileSync", "fork"]) {
+    const original = childProcess[name] as (...args: unknown[]) => unknown;
+    const wrapped = function (this: unknown, ...args: unknown[]) {
+      channel.handOff(toPipe);
+      return original.apply(this, args);
+    };
+    // util.promisify(exec) relies on exec's own properties (promisify.custom): keep them all.
+    Object.defineProperties(wrapped, Object.getOwnPropertyDescriptors(original));
+    childProcess[name] = wrapped;
+  }
+}
+
 function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number): ErrorPayload {
   if (err instanceof Error) {
     return { ename: err.name || "Error", evalue: err.message, stack: err.stack ?? `${err.name}: ${err.message}`, phase, cell };
@@ -128,6 +159,8 @@ export async function main(): Promise<void> {
       return true;
     };
   }
+
+  keepOrderWithChildProcesses(channel);
 
   let exitCode = 0;
   const fail = async (payload: ErrorPayload) => {

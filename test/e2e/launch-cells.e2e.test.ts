@@ -219,6 +219,27 @@ describe('%%launch output and environment', () => {
     expect(err.byRank.get(1)).toEqual(['native-err']);
   });
 
+  it('a rank\'s own lines and its child processes\' native output keep the order they were written in (A1, child B2, C3; 20 rounds)', async () => {
+    const body = [
+      'const { execSync, spawn } = require("child_process");',
+      'const { promisify } = require("util");',
+      'for (let i = 0; i < 20; i++) {',
+      '  console.log(`A${i}`);',
+      '  execSync(`echo B${i}`, { stdio: "inherit" });',
+      '  console.log(`C${i}`);',
+      '}',
+      'process.stdout.write("D-");',
+      'await new Promise((resolve) => spawn("echo", ["E"], { stdio: "inherit" }).on("close", resolve));',
+      '// util.promisify(exec) still resolves to { stdout, stderr } (the wrapper keeps exec\'s properties)',
+      'const { stdout } = await promisify(require("child_process").exec)("echo F");',
+      'console.log("F=" + stdout.trim());',
+    ].join('\n');
+    const r = await runCell(k.kernel(), `%%launch -n 2\n${body}`);
+    expectOk(r);
+    const expected = [...Array.from({ length: 20 }, (_, i) => [`A${i}`, `B${i}`, `C${i}`]).flat(), 'D-E', 'F=F'];
+    for (const rank of [0, 1]) expect(stdoutByRank(r).get(rank)).toEqual(expected);
+  });
+
   it('process.stderr.write and console.error appear as a prefixed stderr stream, not stdout', async () => {
     const r = await runCell(k.kernel(), '%%launch -n 2\nprocess.stderr.write("written to stderr\\n");\nconsole.error("console error");\nconsole.log("to stdout");');
     expectOk(r);
