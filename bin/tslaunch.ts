@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `tslaunch` command: install/uninstall the kernelspec, start the kernel (what Jupyter runs),
 // and execute a notebook without a Jupyter install.
+import "../kernel/started-by"; // first: records our parent before anything slow loads
 import { Command } from "commander";
 import path from "path";
 import { installKernelSpec, jupyterDataDir, uninstallKernelSpec } from "../kernel/install/kernelspec";

@@ -243,7 +243,11 @@ export class Kernel {
   private isComplete(code: string): IsCompleteReply {
     const { code: body } = splitMagicBody(code);
     const res = isCompleteCode(body);
-    return res.completed ? { status: "complete" } : { status: "incomplete", indent: res.indent ?? "" };
+    if (!res.completed) return { status: "incomplete", indent: res.indent ?? "" };
+    // A cell magic, as in ipykernel, runs only after an empty line: every complete prefix of its
+    // body would otherwise run at once in a console (`%%launch -n 3` + Enter, with no body).
+    if (code.startsWith("%%") && !endsWithBlankLine(code)) return { status: "incomplete", indent: "" };
+    return { status: "complete" };
   }
 
   private async shutdown(msg: JupyterMessage<unknown>, channel: "shell" | "control", restart: boolean): Promise<void> {
@@ -262,6 +266,12 @@ export class Kernel {
     for (const launch of this.activeLaunches) launch.abortSync();
     this.launchHost.disposeWarmPool();
   }
+}
+
+/** The cell has more than one line and its last line is blank (what ends a cell magic in a console). */
+function endsWithBlankLine(code: string): boolean {
+  const nl = code.lastIndexOf("\n");
+  return nl >= 0 && code.slice(nl + 1).trim() === "";
 }
 
 /** A `%%launch` cell's body, and where it starts in the cell (for completion and inspection). */

@@ -3,15 +3,19 @@ import { readFileSync } from "fs";
 import { Kernel } from "./kernel";
 import type { ConnectionInfo } from "./jupyter/wire";
 import { forwardOwnTypes, resolveOwnPackage } from "./self-import";
+import { STARTED_BY } from "./started-by";
 
 /**
  * A kernel whose Jupyter client died (killed without a shutdown_request) would live on, and keep
- * its launch's workers alive. Like ipykernel's parent poller: when the process that started us
- * (JPY_PARENT_PID, set by Jupyter clients) is no longer our parent, stop everything and exit.
+ * its launch's workers alive. Like ipykernel's parent poller, but whoever started us: the process
+ * named by JPY_PARENT_PID (Jupyter clients set it) or else our parent at start (VS Code and other
+ * clients start kernels raw). When it is no longer our parent, stop everything and exit. A kernel
+ * started by init (parent pid 1, e.g. a service) has no parent to outlive.
  */
 function watchParent(kernel: Kernel): void {
-  const parent = Number(process.env.JPY_PARENT_PID);
-  if (!Number.isInteger(parent) || parent <= 1 || process.ppid !== parent) return;
+  const named = Number(process.env.JPY_PARENT_PID);
+  const parent = Number.isInteger(named) && named > 1 && STARTED_BY === named ? named : STARTED_BY;
+  if (parent <= 1) return;
   setInterval(() => {
     if (process.ppid === parent) return;
     kernel.abortLaunches();
@@ -38,7 +42,7 @@ export async function startKernel(connectionFile: string): Promise<Kernel> {
   }
   process.on("uncaughtException", (err) => process.stderr.write(`Uncaught exception: ${err?.stack ?? err}\n`));
   process.on("unhandledRejection", (err) => process.stderr.write(`Unhandled promise rejection: ${(err as Error)?.stack ?? err}\n`));
+  watchParent(kernel); // from the start: a client may die before the kernel is up
   await kernel.start();
-  watchParent(kernel);
   return kernel;
 }

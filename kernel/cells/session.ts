@@ -88,8 +88,9 @@ export class Session {
     this.lastExpression = null;
     this.lastConverted = null;
     this.runningCode = code;
+    this.interruptRequested = false;
     const ok = await this.executor.execute(code).finally(() => (this.runningCode = null));
-    if (!ok) return { ok: false, error: this.errorFromSink() };
+    if (!ok) return { ok: false, error: this.interruptRequested || isInterruption(this.sink.exception) ? KEYBOARD_INTERRUPT : this.errorFromSink() };
     const converted = this.lastConverted as ConvertResult | null;
     if (converted) {
       if (converted.declOutput !== undefined) this.declarations = converted.declOutput;
@@ -157,7 +158,11 @@ export class Session {
     return this.executor.inspect(code, cursor);
   }
 
+  /** Set by interrupt() while a cell runs: however the cell then fails, it was interrupted. */
+  private interruptRequested = false;
+
   interrupt(): void {
+    if (this.runningCode !== null) this.interruptRequested = true;
     this.executor.interrupt();
   }
 
@@ -179,4 +184,16 @@ export class Session {
     }
     return { ename: "Error", evalue: inspect(exception), traceback: [`Uncaught ${inspect(exception)}`] };
   }
+}
+
+/** What an interrupted cell shows: the same clean report as an interrupted `%%launch`, no stack. */
+const KEYBOARD_INTERRUPT: CellError = {
+  ename: "KeyboardInterrupt",
+  evalue: "the cell was interrupted",
+  traceback: ["KeyboardInterrupt: the cell was interrupted"],
+};
+
+/** tslab's executor rejects an interrupted await with this error; Node's vm says so for a busy loop. */
+function isInterruption(exception: unknown): boolean {
+  return exception instanceof Error && (exception.message === "Interrupted asynchronously" || /^Script execution was interrupted by `SIGINT`/.test(exception.message));
 }

@@ -9,10 +9,23 @@ import type { DisplayContent } from "../jupyter/cell-output";
 
 export const LAUNCH_VIEW_MIME = "application/vnd.tslaunch.launch.v1+json";
 const MIN_UPDATE_MS = 250;
+/** While a launch runs, its clock moves about once a second even when no rank prints anything. */
+const TICK_MS = 1000;
 const LAST_LINE_CHARS = 200;
 
 /** The launch's state while it runs (LaunchState without `done`), then how it ended. */
-export type LaunchViewState = Exclude<LaunchState, "done"> | RunResult["outcome"];
+export type LaunchViewState = Exclude<LaunchState, "done"> | "replaying" | RunResult["outcome"];
+
+/**
+ * What the header says while the group runs: the ranks' own progress, so header and rows agree —
+ * `starting` until a rank connects, `replaying` while ranks replay the session and none runs the
+ * body yet, then `running`.
+ */
+function shownState(m: LaunchViewModel): LaunchViewState {
+  if (m.state !== "running" || m.ranks.length === 0 || m.ranks.some((r) => r.state === "running")) return m.state;
+  if (m.ranks.some((r) => r.state === "replaying")) return "replaying";
+  return m.ranks.every((r) => r.state === "starting") ? "starting" : m.state;
+}
 
 export interface RankRow {
   rank: number;
@@ -57,6 +70,7 @@ export class LaunchView {
   private shown = false;
   private lastSent = 0;
   private timer: NodeJS.Timeout | null = null;
+  private ticker: NodeJS.Timeout | null = null;
 
   constructor(spec: Pick<WorkerSpec, "options" | "numProcesses">, private readonly show: (content: DisplayContent, update: boolean) => void) {
     const { options, numProcesses } = spec;
@@ -88,6 +102,13 @@ export class LaunchView {
   /** Shows the view at once (before any worker starts). */
   open(): void {
     this.publish(true);
+    this.ticker = setInterval(() => this.schedule(), TICK_MS);
+    this.ticker.unref();
+  }
+
+  private stopTicking(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
   }
 
   onEvent(event: LaunchEvent): void {
@@ -147,6 +168,7 @@ export class LaunchView {
 
   /** The final state, sent at once. */
   finish(result: RunResult, error?: string): void {
+    this.stopTicking();
     this.model.state = result.outcome;
     this.model.restarts = result.restarts;
     this.model.worldSize = result.worldSize || this.model.worldSize;
@@ -159,6 +181,7 @@ export class LaunchView {
 
   /** The launch ended before its workers started (refused, rendezvous failed). */
   abort(message: string): void {
+    this.stopTicking();
     this.model.state = "failed";
     this.model.error = message;
     this.publish(false);
@@ -180,8 +203,9 @@ export class LaunchView {
     }
     this.lastSent = performance.now();
     this.model.elapsedMs = Math.round(performance.now() - this.t0);
+    const shown = { ...structuredClone(this.model), state: shownState(this.model) };
     const content: DisplayContent = {
-      data: { [LAUNCH_VIEW_MIME]: structuredClone(this.model), "text/plain": summaryText(this.model) },
+      data: { [LAUNCH_VIEW_MIME]: shown, "text/plain": summaryText(shown) },
       metadata: {},
       transient: { display_id: this.displayId },
     };

@@ -4,8 +4,8 @@
 export const LAUNCH_VIEW_MIME = 'application/vnd.tslaunch.launch.v1+json';
 
 /** The launch's state as the kernel publishes it (launcher/contract/vocabulary.ts), then its outcome. */
-export type LaunchState = 'starting' | 'gathering' | 'running' | 'stopping' | 'restarting' | 'succeeded' | 'failed' | 'interrupted';
-export type RankState = 'starting' | 'running' | 'succeeded' | 'failed' | 'stopped';
+export type LaunchState = 'starting' | 'gathering' | 'replaying' | 'running' | 'stopping' | 'restarting' | 'succeeded' | 'failed' | 'interrupted';
+export type RankState = 'starting' | 'replaying' | 'running' | 'succeeded' | 'failed' | 'stopped';
 
 export interface RankRow {
   rank: number;

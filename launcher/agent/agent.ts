@@ -11,7 +11,7 @@ import path from "path";
 import { channelEndpoint, createLaunchDir, LogChannel, type LaunchDir } from "../channel";
 import {
   describeFailure, writePayload, LaunchSetupError, RendezvousError,
-  type ExchangeScope, type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchPayload, type LaunchState, type NodeMessage, type RankFailure, type RunResult, type WorkerSpec, type World,
+  type ExchangeScope, type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchPayload, type LaunchState, type NodeMessage, type WorkerState, type RankFailure, type RunResult, type WorkerSpec, type World,
 } from "../contract";
 import { createStackMapper, decodeResult, formWorld, REMOTE_REPORT_MS, STOP_GRACE_MS, WorkerGroup } from "../group";
 import { RendezvousStore, rdzvSeconds, secretFrom, storeAddress, type JoinedNode } from "../rendezvous";
@@ -51,6 +51,8 @@ export class Launch {
   private masterPort = 0;
   private restartCount = 0;
   private returnValues: unknown[] = [];
+  /** Each rank's last state in the current attempt (for the report: finished, stopped, failed). */
+  private rankStates: Record<number, WorkerState> = {};
   /** Control-plane exchanges (barriers, the collectives' set-up) in progress, by "scope:seq". */
   private readonly exchanges = new Map<string, { scope: ExchangeScope; seq: number; since: number; values: Map<number, string> }>();
   private readonly mapStack: (stack: string) => string;
@@ -112,7 +114,7 @@ export class Launch {
 
   private result(outcome: LaunchOutcome, failures: RankFailure[]): RunResult {
     return {
-      outcome, failures, returnValues: this.returnValues, restarts: this.restartCount,
+      outcome, failures, returnValues: this.returnValues, restarts: this.restartCount, rankStates: { ...this.rankStates },
       worldSize: this.world?.worldSize ?? this.spec.numProcesses + this.joined.reduce((n, j) => n + j.numProcesses, 0),
       world: this.world, droppedMessages: (this.channel?.dropped ?? 0) + (this.store?.refused ?? 0),
     };
@@ -205,6 +207,7 @@ export class Launch {
 
   private async runAttempt(attempt: number, payloadPath: string): Promise<LaunchOutcome> {
     this.returnValues = [];
+    this.rankStates = {};
     this.exchanges.clear();
     for (const n of this.joined) n.outcome = undefined;
     const world = (this.world = this.formWorld(attempt));
@@ -277,13 +280,19 @@ export class Launch {
 
   private onGroupEvent(e: GroupEvent): void {
     if (e.type === "result") this.returnValues[e.rank] = decodeResult(e.value);
-    else this.onEvent(e);
+    else this.forward(e);
+  }
+
+  /** A group event of this node or a joined one, on its way to the host. */
+  private forward(e: Exclude<GroupEvent, { type: "result" }>): void {
+    if (e.type === "state") this.rankStates[e.worker.rank] = e.worker.state;
+    this.onEvent(e);
   }
 
   private onNodeMessage(m: NodeMessage, binary?: Buffer): void {
     switch (m.type) {
       case "event":
-        this.onEvent(m.event);
+        this.forward(m.event);
         break;
       case "result":
         if (binary) this.returnValues[m.rank] = decodeResult(binary);

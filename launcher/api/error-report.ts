@@ -29,15 +29,25 @@ export function buildErrorReport(result: RunResult, worldSize = result.worldSize
   if (first.error?.stack) {
     traceback.push("", `rank ${first.rank}:`, ...first.error.stack.split("\n"));
   }
-  const stopped = worldSize - 1 - others.length;
   const tail: string[] = [];
   if (others.length > 0) {
     tail.push(`${others.length} other rank${others.length > 1 ? "s" : ""} failed: ` + others.map((o) => `rank ${o.rank} (${exitText(o)}${o.error ? `, ${o.error.ename}: ${o.error.evalue}` : ""})`).join("; ") + ".");
   } else {
     tail.push("No other rank failed.");
   }
-  if (stopped > 0) tail.push(`The others were stopped.`);
+  // What happened to each remaining rank: it had already finished, or we stopped it.
+  const failed = new Set(result.failures.map((f) => f.rank));
+  const rest = Array.from({ length: worldSize }, (_, r) => r).filter((r) => !failed.has(r));
+  const finished = rest.filter((r) => result.rankStates?.[r] === "succeeded");
+  const stopped = rest.filter((r) => result.rankStates?.[r] !== "succeeded");
+  const ranks = (list: number[]) => `${list.length > 1 ? "ranks" : "rank"} ${list.join(", ")}`;
+  if (finished.length > 0) tail.push(`${capitalize(ranks(finished))} had already finished (exit code 0).`);
+  if (stopped.length > 0) tail.push(`${capitalize(ranks(stopped))} ${stopped.length > 1 ? "were" : "was"} stopped by tslaunch.`);
   if (result.restarts > 0) tail.push(`The worker group was restarted ${result.restarts} time${result.restarts > 1 ? "s" : ""} before this.`);
   traceback.push("", tail.join(" "));
   return { ename: "LaunchError", evalue, traceback };
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

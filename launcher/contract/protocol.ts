@@ -19,6 +19,8 @@ export interface ErrorPayload {
 
 export type WorkerMessage =
   | { type: "hello"; rank: number; pid: number }
+  /** The session's replay is done: the body runs now. */
+  | { type: "body" }
   | { type: "stream"; name: "stdout" | "stderr"; text: string }
   | { type: "display"; update: boolean; display: DisplayPayload }
   /** The function API's return value; the value itself travels v8-serialized in the binary frame. */
@@ -64,8 +66,6 @@ export const ENV = {
   endpoint: "TSLAUNCH_AGENT_ENDPOINT",
   payload: "TSLAUNCH_PAYLOAD",
   launchId: "TSLAUNCH_LAUNCH_ID",
-  /** A token per worker group that every process a rank starts inherits: how they are found and ended (group/descendants.ts). */
-  groupToken: "TSLAUNCH_GROUP",
   /** "1" in every worker: notebookLauncher there does not launch again. */
   inWorker: "TSLAUNCH_IN_WORKER",
   /** In a worker started for a script: which notebookLauncher call (0-based) this launch is. */

@@ -33,13 +33,14 @@ export interface PrestartedWorkers {
 
 /**
  * One worker process's life. Each state says what it means and what may follow it.
- * - `starting`:  spawned, not yet connected to the agent → running | succeeded | failed | stopped
- * - `running`:   connected; replaying the session or running the body → succeeded | failed | stopped
+ * - `starting`:  spawned, not yet connected to the agent → replaying | running | succeeded | failed | stopped
+ * - `replaying`: connected; replaying the session's earlier cells → running | succeeded | failed | stopped
+ * - `running`:   running the body → succeeded | failed | stopped
  * - `succeeded`: exited with code 0 (final)
  * - `failed`:    exited non-zero or by a signal the launch did not send (final)
  * - `stopped`:   ended by the launch (another rank failed, interrupt, shutdown) (final)
  */
-export type WorkerState = "starting" | "running" | "succeeded" | "failed" | "stopped";
+export type WorkerState = "starting" | "replaying" | "running" | "succeeded" | "failed" | "stopped";
 
 export const FINAL_WORKER_STATES: readonly WorkerState[] = ["succeeded", "failed", "stopped"];
 
@@ -117,6 +118,8 @@ export interface RunResult {
   world: World | null;
   /** Messages dropped because they were unsigned or forged (log channel and store). */
   droppedMessages: number;
+  /** Each rank's last state in the last attempt (absent for a rank that never started). */
+  rankStates?: Record<number, WorkerState>;
 }
 
 /** What a worker group reports; the agent forwards these (to the kernel, the CLI or node 0). */

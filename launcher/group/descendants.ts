@@ -1,16 +1,16 @@
 // Processes a rank starts must end with the launch, including those that left its process tree: a
 // detached child (setsid, `nohup … &`) or one whose parent died is reparented, and a search by parent
 // pid no longer finds it. What it keeps is its environment: every worker's carries the group's token
-// (ENV.groupToken), every process it starts inherits it, and at every end of a group (stop.ts lists
-// them) /proc is searched for it. A process that clears its environment on purpose escapes; the
+// (ENV.segmentPrefix, unique per launch, node and attempt), every process it starts inherits it, and
+// at every end of a group (stop.ts lists them) /proc is searched for it. A process that clears its environment on purpose escapes; the
 // README's "Security model" says so. The same search runs in each worker's watchdog when the agent
 // dies (worker/worker-main.ts), where this module cannot be loaded: it repeats these few lines.
 import { readdirSync, readFileSync } from "fs";
 import { ENV } from "../contract";
 
-/** A fresh token per worker group. */
+/** The environment entry that marks a group's processes. */
 export function groupTokenEntry(token: string): Buffer {
-  return Buffer.from(`${ENV.groupToken}=${token}\0`);
+  return Buffer.from(`${ENV.segmentPrefix}=${token}\0`);
 }
 
 /** Live processes (of this user: others' environments are unreadable) whose environment holds the token. */

@@ -2,7 +2,7 @@
 // (stdout/stderr pipes and the log channel) and prefixed, and how the group is stopped. The agent
 // (agent.ts for the launching node, node-agent.ts for a joined node) decides when.
 import { spawn, type ChildProcess } from "child_process";
-import { createHmac, randomBytes } from "crypto";
+import { createHmac } from "crypto";
 import { deserialize } from "v8";
 import path from "path";
 import type { Writable } from "stream";
@@ -44,8 +44,6 @@ type RunningWorker = WorkerInfo & { child?: ChildProcess; closed: boolean; prefi
 export class WorkerGroup {
   readonly workers: RunningWorker[] = [];
   private stopping = false;
-  /** Marks every process of this group and whatever its ranks start (see descendants.ts). */
-  private readonly token = randomBytes(12).toString("hex");
 
   constructor(
     private readonly spec: GroupSpec,
@@ -81,7 +79,6 @@ export class WorkerGroup {
         [ENV.endpoint]: this.channel.endpoint,
         [ENV.payload]: this.spec.payloadPath,
         [ENV.inWorker]: "1",
-        [ENV.groupToken]: this.token,
         ...collectives,
       };
       // Not detached: workers stay in the kernel's process group, so Jupyter's interrupt (a SIGINT
@@ -165,7 +162,7 @@ export class WorkerGroup {
     for (const w of this.workers) if (!w.closed && w.state !== "failed") w.state = "stopped";
     await stopProcesses(this.workers, this.spec.stopGraceMs ?? STOP_GRACE_MS);
     // What the ranks started (children, detached daemons, `sleep 30 &`) ends with them.
-    await endMarkedProcesses(this.token, this.spec.stopGraceMs ?? STOP_GRACE_MS);
+    await endMarkedProcesses(this.segmentPrefix, this.spec.stopGraceMs ?? STOP_GRACE_MS);
     removeSegments(this.segmentPrefix); // in case a rank died before its shared memory was unlinked
   }
 
@@ -177,7 +174,7 @@ export class WorkerGroup {
   /** Synchronous last resort when the host process is exiting (see stop.ts). */
   killSync(): void {
     killProcessesSync(this.workers);
-    killMarkedProcessesSync(this.token);
+    killMarkedProcessesSync(this.segmentPrefix);
     removeSegments(this.segmentPrefix);
   }
 
@@ -197,6 +194,12 @@ export class WorkerGroup {
     switch (message.type) {
       case "hello":
         if (worker.state === "starting") {
+          worker.state = "replaying";
+          this.emitState(worker);
+        }
+        break;
+      case "body":
+        if (worker.state === "starting" || worker.state === "replaying") {
           worker.state = "running";
           this.emitState(worker);
         }

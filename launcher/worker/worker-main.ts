@@ -41,7 +41,7 @@ export function holdLifeline(launchDir: string | null): Lifeline {
      // (the agent's search in group/descendants.ts, repeated here, where that module is not loaded).
      const killMarked = () => {
        if (!token) return;
-       const entry = Buffer.from("${ENV.groupToken}=" + token);
+       const entry = Buffer.from("${ENV.segmentPrefix}=" + token);
        for (const name of fs.readdirSync("/proc")) {
          if (!/^\\d+$/.test(name) || Number(name) === process.pid) continue;
          try {
@@ -135,7 +135,7 @@ function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number)
 export async function main(): Promise<void> {
   resolveOwnPackage();
   const lifeline = adoptedLifeline ?? holdLifeline(null);
-  lifeline.setLaunch(path.dirname(process.env[ENV.payload]!), process.env[ENV.groupToken]);
+  lifeline.setLaunch(path.dirname(process.env[ENV.payload]!), process.env[ENV.segmentPrefix]);
   const rank = Number(process.env.RANK);
   const keys = await lifeline.keys();
   const channel = new WorkerChannel(process.env[ENV.endpoint]!, Buffer.from(keys.channel, "hex"), `rank${rank}-pid${process.pid}`);
@@ -201,6 +201,7 @@ export async function main(): Promise<void> {
     }
   }
   (globalThis as Record<symbol, unknown>)[REPLAYING] = false;
+  channel.send({ type: "body" });
   const baseline = await resourceBaseline(() => channel.flushStreams());
   silent = false;
   setDisplaySink((display, update) => channel.send({ type: "display", update, display }));

@@ -28,8 +28,9 @@ class TslaunchKernelTests(jupyter_kernel_test.KernelTests):
         {"text": "%%launch --num_proc", "matches": {"--num_processes"}},
     ]
 
-    complete_code_samples = ["1 + 1", "let x = 1;", '%%launch -n 2\nconsole.log("hi")']
-    incomplete_code_samples = ["function f() {", "%%launch -n 2\nfunction f() {"]
+    # A cell magic is complete after an empty line, as in ipykernel (jupyter console runs it then).
+    complete_code_samples = ["1 + 1", "let x = 1;", '%%launch -n 2\nconsole.log("hi")\n', '%%launch -n 2\nconsole.log("hi")\n\n']
+    incomplete_code_samples = ["function f() {", "%%launch -n 2\nfunction f() {", "%%launch -n 3", '%%launch -n 2\nconsole.log("hi")']
 
     code_generate_error = 'throw new Error("boom")'
 

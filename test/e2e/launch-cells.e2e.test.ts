@@ -296,6 +296,30 @@ describe('%%launch output and environment', () => {
     expect(segments.filter((s) => !s.startsWith('[rank'))).toEqual([]);
   });
 
+  it('the live view shows the replay as its own state (header and rows agree) and its clock ticks about once a second while ranks print nothing', async () => {
+    await runCell(k.kernel(), 'const slowToReplay = (() => { const t = Date.now(); while (Date.now() - t < 1500) {} return 1; })();');
+    const r = await runCell(k.kernel(), '%%launch -n 2\nawait new Promise((resolve) => setTimeout(resolve, 3000));\nconsole.log("done " + slowToReplay);', { timeoutMs: 30_000 });
+    expectOk(r);
+    const views = r.iopub
+      .filter((m) => m.header.msg_type === 'display_data' || m.header.msg_type === 'update_display_data')
+      .map((m) => ({ at: Date.parse(m.header.date), text: String((m.content as { data: Record<string, unknown> }).data['text/plain'] ?? '') }))
+      .filter((v) => v.text.startsWith('tslaunch: '));
+    const header = (t: string) => t.split('\n')[0];
+    const rowStates = (t: string) => t.split('\n').slice(1).filter((l) => l.startsWith('  rank')).map((l) => l.trim().split(/\s+/)[6]);
+    // Replay: the header says "replaying" exactly when the rows do, never "running" over "starting" rows.
+    const replaying = views.filter((v) => header(v.text).includes(', replaying, '));
+    expect(replaying.length, views.map((v) => v.text).join('\n---\n')).toBeGreaterThan(0);
+    for (const v of replaying) expect(rowStates(v.text).every((st) => st === 'replaying' || st === 'starting'), v.text).toBe(true);
+    for (const v of views.filter((v) => header(v.text).includes(', running, '))) expect(rowStates(v.text), v.text).toContain('running');
+    // The body prints nothing for 3 s: the view still updates about once a second, with a moving clock.
+    const running = views.filter((v) => header(v.text).includes(', running, '));
+    expect(running.length, running.map((v) => header(v.text)).join('\n')).toBeGreaterThanOrEqual(3);
+    const clocks = running.map((v) => Number(/, ([\d.]+) s, restarts/.exec(header(v.text))![1]));
+    expect(clocks[clocks.length - 1] - clocks[0]).toBeGreaterThanOrEqual(1.5);
+    const gaps = running.slice(1).map((v, i) => v.at - running[i].at);
+    expect(Math.max(...gaps)).toBeLessThan(1800);
+  });
+
   it('%%launch --help prints the usage to stdout and starts nothing', async () => {
     const sampler = sampleWorkers(e2e, k.pid());
     const r = await runCell(k.kernel(), '%%launch --help\nconsole.log("not run");');
@@ -340,6 +364,18 @@ describe('%%launch failures', () => {
     expect(r.stdout + r.stderr).not.toContain('rank one fails');
     // The error output is the last output of the cell.
     expect(r.outputs[r.outputs.length - 1]).toBe(err);
+  });
+
+  it('the report says per rank what happened: finished on its own, failed, or stopped by tslaunch', async () => {
+    const body = [
+      'const rank = Number(process.env.RANK);',
+      'if (rank === 1) { await new Promise((r) => setTimeout(r, 800)); throw new Error("rank one fails"); }',
+      'if (rank === 2) await new Promise((r) => setTimeout(r, 60_000));',
+    ].join('\n');
+    const r = await runCell(k.kernel(), `%%launch -n 3\n${body}`, { timeoutMs: 30_000 });
+    const error = onlyError(r);
+    expect(error.evalue).toBe('rank 1 failed first (exit code 1): Error: rank one fails');
+    expect(error.traceback.at(-1)).toBe('No other rank failed. Rank 0 had already finished (exit code 0). Rank 2 was stopped by tslaunch.');
   });
 
   it('the cell line in the traceback follows the throw (helper from an earlier cell, line 3 of the body)', async () => {

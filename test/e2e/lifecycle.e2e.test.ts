@@ -114,10 +114,28 @@ describe('a running %%launch and the kernel lifecycle', () => {
     const r = await done;
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(await waitUntilGone(workers, 3000, 20)).toEqual([]);
-    // The cell's await is interrupted by tslab's executor first ("Interrupted asynchronously"; the
-    // clean KeyboardInterrupt for ordinary cells is issue 12's): here what counts is that it ends.
+    // The cell's await is interrupted by tslab's executor first: it ends as a clean KeyboardInterrupt.
     expect(r.reply.content.status).toBe('error');
-    expect(r.outputs.filter((o) => o.output_type === 'error')).toHaveLength(1);
+    const errors = r.outputs.filter((o) => o.output_type === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ ename: 'KeyboardInterrupt', traceback: ['KeyboardInterrupt: the cell was interrupted'] });
+    expect(isAlive(pid)).toBe(true);
+  }, 90_000);
+
+  it('interrupting an ordinary cell (an await, then a busy loop) ends it with KeyboardInterrupt and no internal frames; the kernel goes on', async () => {
+    const { kernel, pid } = await newKernel();
+    for (const code of ['await new Promise((r) => setTimeout(r, 30_000));', 'const t = Date.now(); while (Date.now() - t < 30_000) {}']) {
+      const done = runCell(kernel, code, { timeoutMs: 40_000 });
+      await sleep(700);
+      await interruptKernel(kernel);
+      const r = await done;
+      const errors = r.outputs.filter((o) => o.output_type === 'error');
+      expect(errors, code).toHaveLength(1);
+      expect(errors[0], code).toMatchObject({ ename: 'KeyboardInterrupt', evalue: 'the cell was interrupted', traceback: ['KeyboardInterrupt: the cell was interrupted'] });
+      expect(r.reply.content).toMatchObject({ status: 'error', ename: 'KeyboardInterrupt' });
+    }
+    const after = await runCell(kernel, '6 * 7');
+    expect(after.reply.content.status).toBe('ok');
     expect(isAlive(pid)).toBe(true);
   }, 90_000);
 

@@ -43,4 +43,37 @@ describe("a kernel whose client died", () => {
     const left = await waitUntilGone(pids, 5000);
     expect(left.map((p) => `${p} alive=${isAlive(p)}`)).toEqual([]);
   }, 120_000);
+
+  it("started raw, without JPY_PARENT_PID (as VS Code does), it still exits when the process that started it dies", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "tsl-orphan-raw-"));
+    dirs.push(dir);
+    const install = spawnSync(process.execPath, [path.join(REPO, "dist", "bin", "tslaunch.js"), "install", "--prefix", dir], { encoding: "utf8" });
+    expect(install.status, install.stderr).toBe(0);
+    const script = path.join(dir, "raw-client.py");
+    writeFileSync(script, [
+      "import json, os, subprocess, time",
+      "from jupyter_client import BlockingKernelClient",
+      "from jupyter_client.connect import write_connection_file",
+      `spec = json.load(open(${JSON.stringify(path.join(dir, "share", "jupyter", "kernels", "tslaunch", "kernel.json"))}))`,
+      "cf, info = write_connection_file(os.path.join(os.environ['TMPDIR'], 'conn.json'))",
+      "env = {k: v for k, v in os.environ.items() if k != 'JPY_PARENT_PID'}",
+      "proc = subprocess.Popen([a.replace('{connection_file}', cf) for a in spec['argv']], env=env)",
+      "kc = BlockingKernelClient(connection_file=cf); kc.load_connection_file(); kc.start_channels()",
+      "kc.kernel_info(reply=True, timeout=60)  # (wait_for_ready needs a heartbeat the kernel may not have yet)",
+      "kc.execute('%%launch -n 2\\nawait new Promise(r => setTimeout(r, 100000))')",
+      "for _ in range(100):",
+      "    kids = [int(p) for p in os.popen(f'pgrep -P {proc.pid}').read().split()]",
+      "    if len(kids) >= 2: break",
+      "    time.sleep(0.1)",
+      "print(proc.pid, *kids, flush=True)",
+      "os._exit(0)",
+    ].join("\n"));
+    const env: NodeJS.ProcessEnv = { ...process.env, JUPYTER_PATH: path.join(dir, "share", "jupyter"), TMPDIR: dir, JUPYTER_RUNTIME_DIR: path.join(dir, "runtime") };
+    delete env.JPY_PARENT_PID;
+    const client = spawnSync("/usr/bin/python3", [script], { encoding: "utf8", timeout: 90_000, env });
+    const pids = client.stdout.trim().split(/\s+/).map(Number);
+    expect(pids.length, client.stderr).toBeGreaterThanOrEqual(3);
+    const left = await waitUntilGone(pids, 5000);
+    expect(left.map((p) => `${p} alive=${isAlive(p)}`)).toEqual([]);
+  }, 120_000);
 });

@@ -76,10 +76,10 @@ describe('tslaunch run', () => {
     const stderr = child.stderr();
     expect(exit, stderr).toEqual({ code: 7, signal: null });
     expect(stderr).toContain('LaunchError: rank 1 failed first (exit code 7): it reported no error before exiting');
-    expect(stderr).toContain('No other rank failed. The others were stopped.');
+    expect(stderr).toContain('No other rank failed. Ranks 0, 2 were stopped by tslaunch.');
     // The report comes once, after the logs.
     expect(stderr.match(/LaunchError/g)).toHaveLength(1);
-    expect(stderr.trimEnd().split('\n').at(-1)).toBe('No other rank failed. The others were stopped.');
+    expect(stderr.trimEnd().split('\n').at(-1)).toBe('No other rank failed. Ranks 0, 2 were stopped by tslaunch.');
   });
 
   it('stops every rank on SIGINT and exits 130 with a KeyboardInterrupt report', async () => {
