@@ -14,6 +14,7 @@ import {
   type ExchangeScope, type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchPayload, type LaunchState, type NodeMessage, type WorkerState, type RankFailure, type RunResult, type WorkerSpec, type World,
 } from "../contract";
 import { createStackMapper, decodeResult, formWorld, REMOTE_REPORT_MS, STOP_GRACE_MS, WorkerGroup } from "../group";
+import { RankLogs } from "./rank-logs";
 import { RendezvousStore, rdzvSeconds, secretFrom, storeAddress, type JoinedNode } from "../rendezvous";
 
 /** True when nothing listens on host:port (so MASTER_PORT can be handed to the workers). */
@@ -51,6 +52,8 @@ export class Launch {
   private masterPort = 0;
   private restartCount = 0;
   private returnValues: unknown[] = [];
+  /** torchrun's log files and filters (--log_dir, --redirects, --tee, --local_ranks_filter). */
+  private readonly logs: RankLogs;
   /** Each rank's last state in the current attempt (for the report: finished, stopped, failed). */
   private rankStates: Record<number, WorkerState> = {};
   /** Control-plane exchanges (barriers, the collectives' set-up) in progress, by "scope:seq". */
@@ -66,6 +69,7 @@ export class Launch {
   private finished: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly spec: WorkerSpec, private readonly onEvent: (e: LaunchEvent) => void) {
+    this.logs = new RankLogs(spec.options);
     this.mapStack = createStackMapper(spec.payload);
   }
 
@@ -167,6 +171,7 @@ export class Launch {
         this.store.close();
       }
       this.channel?.close();
+      this.logs.close();
       this.dir?.remove();
       this.setState("done");
       if (result) this.onEvent({ type: "done", result });
@@ -212,6 +217,7 @@ export class Launch {
     for (const n of this.joined) n.outcome = undefined;
     const world = (this.world = this.formWorld(attempt));
     this.onEvent({ type: "world", world });
+    this.announceLogs(world);
     this.group = new WorkerGroup(
       {
         options: this.spec.options, world, nodeRank: 0, payloadPath, cwd: this.spec.payload.cwd, env: this.spec.env,
@@ -278,6 +284,25 @@ export class Launch {
     return [...local, ...remote].sort((a, b) => (a.endedAt ?? 0) - (b.endedAt ?? 0));
   }
 
+  /** --log_dir, --redirects, --local_ranks_filter: where this attempt's output goes, said in the cell. */
+  private announceLogs(world: World): void {
+    const o = this.spec.options;
+    const dir = this.logs.startAttempt(world);
+    if (dir) {
+      const hidden = o.redirects.all !== 0 || Object.keys(o.redirects.byLocalRank).length > 0 ? " (--redirects: some streams only there)" : "";
+      this.onEvent({ type: "notice", text: `logs of attempt ${world.attempt}: ${dir}/<rank>/stdout.log and stderr.log${hidden}` });
+    }
+    const problem = this.logs.takeProblem();
+    if (problem) this.onEvent({ type: "notice", text: problem });
+    if (o.localRanksFilter) {
+      const shown = o.localRanksFilter.join(", ");
+      this.onEvent({
+        type: "notice",
+        text: `showing the output of local rank${o.localRanksFilter.length > 1 ? "s" : ""} ${shown} only (--local_ranks_filter)` + (dir ? "; every rank's is in the log files" : "; add --log_dir to keep the others' output in files"),
+      });
+    }
+  }
+
   private onGroupEvent(e: GroupEvent): void {
     if (e.type === "result") this.returnValues[e.rank] = decodeResult(e.value);
     else this.forward(e);
@@ -286,6 +311,12 @@ export class Launch {
   /** A group event of this node or a joined one, on its way to the host. */
   private forward(e: Exclude<GroupEvent, { type: "result" }>): void {
     if (e.type === "state") this.rankStates[e.worker.rank] = e.worker.state;
+    if (e.type === "output") {
+      this.logs.write(e.rank, e.name, e.text);
+      const problem = this.logs.takeProblem();
+      if (problem) this.onEvent({ type: "notice", text: problem });
+      if (!this.logs.shows(e.rank, e.name)) return;
+    }
     this.onEvent(e);
   }
 

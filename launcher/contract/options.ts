@@ -33,6 +33,54 @@ export interface LaunchOptions {
   logLinePrefixTemplate: string | null;
   /** Seconds a collective waits for every rank before it fails (torch's init_process_group timeout). */
   collectiveTimeout: number;
+  /** torchrun's --log_dir: every rank's stdout.log / stderr.log under DIR/<rdzv_id>/attempt_<n>/<rank>/ ("": none). */
+  logDir: string;
+  /** torchrun's --redirects: which streams of which local ranks go to the files only, not the cell. */
+  redirects: StdSpec;
+  /** torchrun's --tee: which streams of which local ranks go to the files and the cell. */
+  tee: StdSpec;
+  /** torchrun's --local_ranks_filter: the local ranks whose output the cell shows (null: all). */
+  localRanksFilter: number[] | null;
+}
+
+/**
+ * torch's Std: 0 none, 1 stdout, 2 stderr, 3 both; one value for every local rank, or per local
+ * rank (`0:1,1:2`, ranks not named: 0).
+ */
+export interface StdSpec {
+  all: 0 | 1 | 2 | 3;
+  byLocalRank: Record<number, 0 | 1 | 2 | 3>;
+}
+
+/** Whether `spec` includes stream `name` of local rank `localRank`. */
+export function stdIncludes(spec: StdSpec, localRank: number, name: "stdout" | "stderr"): boolean {
+  const v = spec.byLocalRank[localRank] ?? spec.all;
+  return (v & (name === "stdout" ? 1 : 2)) !== 0;
+}
+
+function stdSpec(value: unknown, spec: OptionSpec): StdSpec {
+  const accepted = "0 (none), 1 (stdout), 2 (stderr) or 3 (both), or per local rank like 0:1,1:2";
+  if (typeof value === "number" && [0, 1, 2, 3].includes(value)) return { all: value as 0 | 1 | 2 | 3, byLocalRank: {} };
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    value = Object.entries(value).map(([k, v]) => `${k}:${v}`).join(",");
+  }
+  const s = typeof value === "string" ? value.trim() : "";
+  if (/^[0-3]$/.test(s)) return { all: Number(s) as 0 | 1 | 2 | 3, byLocalRank: {} };
+  if (!/^\d+:[0-3](,\s*\d+:[0-3])*$/.test(s)) fail(spec, value, accepted);
+  const byLocalRank: Record<number, 0 | 1 | 2 | 3> = {};
+  for (const pair of s.split(",")) {
+    const [rank, v] = pair.trim().split(":").map(Number);
+    byLocalRank[rank] = v as 0 | 1 | 2 | 3;
+  }
+  return { all: 0, byLocalRank };
+}
+
+function rankList(value: unknown, spec: OptionSpec): number[] | null {
+  if (value === null || value === undefined || value === "") return null;
+  const list = Array.isArray(value) ? value : typeof value === "number" ? [value] : String(value).split(",").map((p) => p.trim());
+  const ranks = list.map((v) => (typeof v === "number" ? v : /^\d+$/.test(String(v)) ? Number(v) : NaN));
+  if (ranks.length === 0 || ranks.some((r) => !Number.isInteger(r) || r < 0)) fail(spec, value, "local ranks separated by commas, like 0,2");
+  return [...new Set(ranks)].sort((a, b) => a - b);
 }
 
 type Key = keyof LaunchOptions;
@@ -233,6 +281,26 @@ export const OPTION_SPECS: OptionSpec[] = [
     help: "How long a collective (allReduce, broadcast, ...) waits for every rank before it fails, naming the ranks that did not arrive.",
     example: 60, default: 300, coerce: positiveSeconds,
   },
+  {
+    key: "logDir", flag: "log_dir", metavar: "DIR",
+    help: "Write every rank's output to DIR/<rdzv_id>/attempt_<n>/<rank>/stdout.log and stderr.log (torchrun's layout); the cell says where.",
+    example: "logs", default: "", coerce: text,
+  },
+  {
+    key: "redirects", flag: "redirects", metavar: "0-3|R:S,...",
+    help: "Streams that go to the log files only, not the cell: 0 none, 1 stdout, 2 stderr, 3 both; per local rank like 0:1,1:2. Needs --log_dir.",
+    example: "3", default: { all: 0, byLocalRank: {} }, coerce: stdSpec,
+  },
+  {
+    key: "tee", flag: "tee", metavar: "0-3|R:S,...",
+    help: "Streams that go to the log files and the cell (torchrun's --tee; with --log_dir every stream is in the files anyway). Needs --log_dir.",
+    example: "3", default: { all: 0, byLocalRank: {} }, coerce: stdSpec,
+  },
+  {
+    key: "localRanksFilter", flag: "local_ranks_filter", metavar: "R,...",
+    help: "Show only these local ranks' output in the cell (the others' is in the log files when --log_dir is set).",
+    example: "0", default: null, coerce: rankList,
+  },
 ];
 
 /** Every accepted spelling of every option, mapped to its spec. */
@@ -247,6 +315,14 @@ export function defaultOptions(): LaunchOptions {
 
 /** Checks between options; worded for the surface. */
 function checkTogether(o: LaunchOptions, surface: Surface): LaunchOptions {
+  for (const key of ["redirects", "tee"] as const) {
+    const s = o[key];
+    if (!o.logDir && (s.all !== 0 || Object.values(s.byLocalRank).some((v) => v !== 0))) {
+      const spec = specFor(key);
+      const example = surface === "api" ? `{ ${camel(spec.flag)}: 3, logDir: "logs" }` : surfaceExample(surface, [spec, specFor("logDir")]);
+      throw new OptionError(`${optionName(spec, surface)} needs ${optionName(specFor("logDir"), surface)}: it names the files the output goes to. Example: ${example}`);
+    }
+  }
   if (o.nodeRank >= o.numNodes) {
     const [nodeRank, numNodes] = [specFor("nodeRank"), specFor("numNodes")];
     const example = surface === "api" ? "{ numNodes: 2, nodeRank: 1 }" : surfaceExample(surface, [{ ...numNodes, example: 2 }, { ...nodeRank, example: 1 }]);
