@@ -2,7 +2,7 @@
 // show its events. The kernel implements it once (kernel/launch/kernel-launch-host.ts) for both
 // `%%launch` cells and notebookLauncher() calls; without a kernel, a plain Node script is the host
 // (script-host.ts), and `tslaunch run` prints to the terminal (terminal-output.ts).
-import type { CellError, LaunchEvent, PrestartedWorkers, RecordedCell, WorkerSpec, World } from "../contract";
+import type { CellError, LaunchEvent, PrestartedWorkers, PriorOutcome, RecordedCell, WorkerSpec, World } from "../contract";
 
 /** What a host may do to a running launch (interrupt, shutdown and exit hooks call these). */
 export interface ActiveLaunchHandle {
@@ -49,6 +49,9 @@ export interface LaunchHost extends LaunchHooks {
   locateFunction?(fn: Function): string;
   /** For a function compiled in the running cell: each of its lines' cell line (for stack traces). */
   cellLinesOf?(compiledSource: string): number[] | null;
+  /** A script's earlier launches, for its workers (see PriorOutcome); and how this one ended. */
+  priorOutcomes?(): string | undefined;
+  recordOutcome?(outcome: PriorOutcome): void;
 }
 
 // On globalThis rather than in a module variable: a cell may load another copy of this package.

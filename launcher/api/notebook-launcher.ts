@@ -67,10 +67,23 @@ async function launchFunction(fn: Function, args: unknown[], options: LaunchOpti
     sideOutputs: host.sideOutputs(),
     body: callBody(host.locateFunction ? { js: host.locateFunction(fn) } : functionLocator(fn), host.executionCount(), host),
     argsV8: serializeArgs(args),
+    priorOutcomesV8: host.priorOutcomes?.(),
   };
   const result = await runLaunch(options, payload, host, { env, surface: "api" });
   // One value per rank of the world that ran (nodes may run different numbers of processes).
   return Array.from({ length: result.worldSize }, (_, i) => result.returnValues[i]);
+}
+
+/** Runs one call on its host and tells the host how it ended (a script ships that to later launches' workers). */
+async function recorded(host: LaunchHost, launch: () => Promise<unknown[]>): Promise<unknown[]> {
+  try {
+    const values = await launch();
+    host.recordOutcome?.({ ok: true, value: values });
+    return values;
+  } catch (err) {
+    host.recordOutcome?.({ ok: false, name: (err as Error)?.name ?? "Error", message: (err as Error)?.message ?? String(err) });
+    throw err;
+  }
 }
 
 /**
@@ -86,8 +99,7 @@ export async function notebookLauncher<A extends unknown[], R>(
   const inWorker = workerSideCall(fn, args);
   if (inWorker) return inWorker as Promise<Awaited<R>[]>;
   const host = getLaunchHost() ?? scriptHost();
-  const parsed = optionsFromObject(options);
-  return (await launchFunction(fn, args, parsed, {}, host)) as Awaited<R>[];
+  return (await recorded(host, () => launchFunction(fn, args, optionsFromObject(options), {}, host))) as Awaited<R>[];
 }
 
 /**
@@ -102,9 +114,8 @@ export async function debugLauncher<A extends unknown[], R>(
   const inWorker = workerSideCall(fn, args);
   if (inWorker) return inWorker as Promise<Awaited<R>[]>;
   const host = getLaunchHost() ?? scriptHost();
-  const options = optionsFromObject({ numProcesses, mixedPrecision: "no" });
   const cpuOnly = { ACCELERATE_USE_CPU: "yes", CUDA_VISIBLE_DEVICES: "", TSLAUNCH_DEVICE: "cpu" };
-  return (await launchFunction(fn, args, options, cpuOnly, host)) as Awaited<R>[];
+  return (await recorded(host, () => launchFunction(fn, args, optionsFromObject({ numProcesses, mixedPrecision: "no" }), cpuOnly, host))) as Awaited<R>[];
 }
 
 export { LaunchError, OptionError };

@@ -1,8 +1,13 @@
 // notebookLauncher from a plain Node script (no kernel). Like torch.multiprocessing's spawn, every
 // worker re-runs the script's main module; its notebookLauncher call does not launch again but
 // hands over the function, which the worker then calls with the shipped arguments.
+//
+// The script's earlier launches happened in the parent; in a worker their calls resolve to the
+// very values (or reject with the very errors) the parent got, shipped with the launch: a script
+// that checks each result or launches in a loop runs the same way in its workers.
 import path from "path";
-import { ENV, REPLAYING, UsageError } from "../contract";
+import { serialize } from "v8";
+import { ENV, PRIOR_OUTCOMES, REPLAYING, UsageError, type PriorOutcome } from "../contract";
 import type { LaunchHost } from "./launch-host";
 import { printLaunchEvent } from "./terminal-output";
 import { createWarmPool, type WarmPool } from "../group";
@@ -12,10 +17,22 @@ const CALLS = Symbol.for("tslaunch.scriptCalls");
 const WAITERS = Symbol.for("tslaunch.scriptCallWaiters");
 
 let callsMade = 0;
+/** In the script's process: how each of its launches ended, by call index. */
+const outcomes: PriorOutcome[] = [];
+
+/** In a worker: the call's outcome in the parent, as a promise. */
+function replayOutcome(index: number): Promise<unknown[]> {
+  const prior = ((globalThis as Record<symbol, PriorOutcome[] | undefined>)[PRIOR_OUTCOMES] ?? [])[index];
+  if (!prior) return Promise.resolve([]);
+  if (prior.ok) return Promise.resolve(prior.value);
+  const err = new Error(prior.message);
+  err.name = prior.name;
+  return Promise.reject(err);
+}
 
 /**
  * In a script's worker, the script's own notebookLauncher calls land here. Calls before the one
- * being launched resolve to [] (their launch already happened in the parent); the launched one
+ * being launched end as they did in the parent (their launch already happened there); the launched one
  * registers its function and never resolves, so the script stops there while the worker runs it.
  */
 export function workerSideCall(fn: Function, _args: unknown[]): Promise<unknown[]> | null {
@@ -27,7 +44,7 @@ export function workerSideCall(fn: Function, _args: unknown[]): Promise<unknown[
     throw new UsageError("notebookLauncher cannot start a launch from inside a worker: launch from the notebook (or the script's main process).");
   }
   const index = callsMade++;
-  if (index < Number(target)) return Promise.resolve([]);
+  if (index < Number(target)) return replayOutcome(index);
   const slots = ((globalThis as Record<symbol, Function[]>)[CALLS] ??= []);
   slots[index] = fn;
   ((globalThis as Record<symbol, ((fn: Function) => void)[]>)[WAITERS] ?? [])[index]?.(fn);
@@ -55,6 +72,10 @@ export function scriptHost(): LaunchHost {
       `(globalThis[Symbol.for("tslaunch.scriptCalls")] ?? [])[${call}] ?? await new Promise((resolve) => ` +
       `((globalThis[Symbol.for("tslaunch.scriptCallWaiters")] ??= [])[${call}] = resolve))`,
     workerEnv: { [ENV.scriptCall]: String(call) },
+    priorOutcomes: () => (call > 0 ? serialize(outcomes.slice(0, call)).toString("base64") : undefined),
+    recordOutcome: (outcome) => {
+      outcomes[call] = outcome;
+    },
     execArgv: process.execArgv,
     prestarted: scriptWarmPool(),
     // A script that launches again (in a loop, say) finds warm workers; they never keep it alive.

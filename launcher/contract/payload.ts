@@ -25,9 +25,20 @@ export interface LaunchPayload {
   body: RecordedCell;
   /** Structured-cloned (v8-serialized, base64) arguments for the function API. */
   argsV8?: string;
+  /**
+   * A script's launches before this one (v8-serialized, base64, an array of PriorOutcome): in its
+   * workers, the script's earlier notebookLauncher calls resolve (or reject) as they did in the script.
+   */
+  priorOutcomesV8?: string;
   /** JS files compiled from local .ts modules the cells import (tslab's "side outputs"). */
   sideOutputs?: { path: string; data: string }[];
 }
+
+/** How an earlier launch of a script ended, as its notebookLauncher call saw it. */
+export type PriorOutcome = { ok: true; value: unknown[] } | { ok: false; name: string; message: string };
+
+/** Where a worker leaves the script's prior outcomes for notebookLauncher (a global: api is above worker). */
+export const PRIOR_OUTCOMES = Symbol.for("tslaunch.priorOutcomes");
 
 export function writePayload(path: string, payload: LaunchPayload): void {
   writeFileSync(path, JSON.stringify(payload), { mode: 0o600 });

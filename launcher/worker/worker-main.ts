@@ -5,11 +5,11 @@ import { writeSync } from "fs";
 import { Worker } from "worker_threads";
 import path from "path";
 import { StringDecoder } from "string_decoder";
-import { ENV, readPayload, REPLAYING, type ErrorPayload, type LaunchKeys } from "../contract";
+import { ENV, PRIOR_OUTCOMES, readPayload, REPLAYING, type ErrorPayload, type LaunchKeys } from "../contract";
 import { WorkerChannel } from "../channel";
 import { setDisplaySink } from "./worker-display";
 import { createCellRuntime, runCell } from "./replay";
-import { serialize } from "v8";
+import { deserialize, serialize } from "v8";
 import { attachWorkerChannel, closeCollectives, pendingCollectives, setCollectiveKey } from "./collectives-api";
 import { resolveOwnPackage } from "./own-package";
 
@@ -191,6 +191,7 @@ export async function main(): Promise<void> {
   const payload = readPayload(process.env[ENV.payload]!);
   const runtime = createCellRuntime(payload);
   setDisplaySink(() => {});
+  if (payload.priorOutcomesV8) (globalThis as Record<symbol, unknown>)[PRIOR_OUTCOMES] = deserialize(Buffer.from(payload.priorOutcomesV8, "base64"));
   (globalThis as Record<symbol, unknown>)[REPLAYING] = true;
   for (const cell of payload.replay) {
     try {

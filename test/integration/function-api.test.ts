@@ -107,6 +107,16 @@ describe('notebookLauncher from a plain Node script', () => {
     expect(Date.now() - t0).toBeLessThan(30_000);
   });
 
+  it('a script that launches in a loop and checks every result works: in its workers, earlier calls end as they did in the script', async () => {
+    const { out } = await runScenario('loop-checks');
+    expect(out.ok, JSON.stringify(out)).toBe(true);
+    expect(out.value).toEqual({
+      results: [[1], [2, 12], [3, 13, 23]],
+      caught: 'LaunchError: rank 0 failed first (exit code 1): Error: planned failure',
+      last: ['last 0', 'last 1'],
+    });
+  });
+
   it('rejects bad options with a clear OptionError before any process starts', async () => {
     const { out } = await runScenario('validation');
     expect(out.ok).toBe(true);
