@@ -44,6 +44,20 @@ describe("tslaunch install / uninstall", () => {
     expect(existsSync(ext)).toBe(false);
   });
 
+  it("the JupyterLab extension is shipped built: a fresh clone's `tslaunch install` installs it with no build step", () => {
+    // Tracked by git (so a clone has it), complete (its remoteEntry is there), and what install copies.
+    const tracked = spawnSync("git", ["ls-files", "labextension/dist/labextension"], { cwd: REPO, encoding: "utf8" }).stdout.split("\n").filter(Boolean);
+    expect(tracked).toContain("labextension/dist/labextension/package.json");
+    const built = JSON.parse(readFileSync(path.join(REPO, "labextension", "dist", "labextension", "package.json"), "utf8"));
+    const load = built.jupyterlab._build.load as string;
+    expect(tracked).toContain(path.posix.join("labextension/dist/labextension", load));
+    const prefix = tempDir();
+    const r = tslaunch(["install", "--prefix", prefix]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).not.toMatch(/not built|build:labextension/);
+    expect(existsSync(path.join(prefix, "share", "jupyter", "labextensions", "@tslaunch", "labextension", load))).toBe(true);
+  });
+
   it("refuses two install targets at once with a clear error", () => {
     const r = tslaunch(["install", "--user", "--prefix", tempDir()]);
     expect(r.code).toBe(2);
