@@ -6,6 +6,7 @@
 // very values (or reject with the very errors) the parent got, shipped with the launch: a script
 // that checks each result or launches in a loop runs the same way in its workers.
 import path from "path";
+import { pathToFileURL } from "url";
 import { serialize } from "v8";
 import { ENV, PRIOR_OUTCOMES, REPLAYING, UsageError, type PriorOutcome } from "../contract";
 import type { LaunchHost } from "./launch-host";
@@ -61,8 +62,20 @@ export function scriptHost(): LaunchHost {
   if (!main) throw new Error("notebookLauncher outside a kernel needs a main script to re-run in the workers (node script.js)");
   return {
     cwd: process.cwd(),
+    // An ES module script (.mjs, .mts, "type": "module", top-level await) cannot be require()d:
+    // it is imported instead (through the loaders in execArgv, as in the script's own process).
+    // Not awaited: its top level awaits the launched call, which never resolves in a worker (the
+    // body takes the function over); an error it throws still fails the rank.
     replay: () => [
-      { executionCount: 0, js: `require(${JSON.stringify(path.resolve(main))});`, async: false, jsLineToCellLine: [] },
+      {
+        executionCount: 0,
+        js:
+          `try { require(${JSON.stringify(path.resolve(main))}); } catch (err) {\n` +
+          `  if (err?.code !== "ERR_REQUIRE_ESM" && err?.code !== "ERR_REQUIRE_ASYNC_MODULE" && err?.code !== "ERR_UNKNOWN_FILE_EXTENSION") throw err;\n` +
+          `  __tslab__.importModule(${JSON.stringify(pathToFileURL(path.resolve(main)).href)}).catch((e) => setImmediate(() => { throw e; }));\n}`,
+        async: false,
+        jsLineToCellLine: [],
+      },
     ],
     sideOutputs: () => [],
     executionCount: () => 0,

@@ -11,6 +11,11 @@ import { ownPackageFile } from "./own-package";
 export interface CellRuntime {
   exports: Record<string, unknown>;
   require: NodeJS.Require;
+  /**
+   * import() for recorded code: vm-compiled code has no dynamic-import hook of its own, a function
+   * made here does (a script that is an ES module is imported this way in its workers).
+   */
+  importModule: (specifier: string) => Promise<unknown>;
 }
 
 /** tslab's converter turns named imports into defineProperty calls; names must stay rewritable. */
@@ -66,7 +71,11 @@ function createSessionRequire(payload: LaunchPayload): NodeJS.Require {
 }
 
 export function createCellRuntime(payload: LaunchPayload): CellRuntime {
-  const runtime: CellRuntime = { exports: createSessionExports(), require: createSessionRequire(payload) };
+  const runtime: CellRuntime = {
+    exports: createSessionExports(),
+    require: createSessionRequire(payload),
+    importModule: new Function("specifier", "return import(specifier)") as CellRuntime["importModule"],
+  };
   // The recorded code refers to __tslab__.exports / __tslab__.require, as in tslab's kernel.
   vm.runInThisContext("(x) => { globalThis.__tslab__ = x; }")(runtime);
   return runtime;

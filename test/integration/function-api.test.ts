@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { deserialize } from 'node:v8';
 import { describe, expect, it } from 'vitest';
-import { FIXTURES, childEnv, spawnNode, withTimeout, type Exit, useLeakChecks } from '../fixtures/support';
+import { FIXTURES, REPO_ROOT, childEnv, spawnNode, withTimeout, type Exit, useLeakChecks } from '../fixtures/support';
 
 const leak = useLeakChecks('fnapi', 'the script');
 
@@ -115,6 +115,31 @@ describe('notebookLauncher from a plain Node script', () => {
       caught: 'LaunchError: rank 0 failed first (exit code 1): Error: planned failure',
       last: ['last 0', 'last 1'],
     });
+  });
+
+  it('an ES module script (.mjs, and .js under "type": "module") with top-level await launches in a loop; its workers import it', async () => {
+    const api = JSON.stringify(path.join(REPO_ROOT, 'dist', 'launcher', 'index.js'));
+    const script = [
+      `import { notebookLauncher } from ${api};`,
+      'const results = [];',
+      'for (const n of [1, 2]) {',
+      '  const res = await notebookLauncher((i, k) => `esm ${i} ${k} ${typeof require}`, [n], { numProcesses: n });',
+      '  if (res.length !== n) throw new Error("launch " + n + " returned " + JSON.stringify(res));',
+      '  results.push(res);',
+      '}',
+      'console.log("RESULTS " + JSON.stringify(results));',
+    ].join('\n');
+    const dir = leak.tmp.scratch('esm');
+    fs.writeFileSync(path.join(dir, 'job.mjs'), script);
+    fs.mkdirSync(path.join(dir, 'pkg'));
+    fs.writeFileSync(path.join(dir, 'pkg', 'package.json'), '{ "type": "module" }');
+    fs.writeFileSync(path.join(dir, 'pkg', 'job.js'), script);
+    for (const file of [path.join(dir, 'job.mjs'), path.join(dir, 'pkg', 'job.js')]) {
+      const child = spawnNode([file], { env: childEnv(leak.tmp, leak.marker, { CUDA_VISIBLE_DEVICES: '' }), cwd: dir });
+      const exit = await withTimeout(child.exited, 60_000, file);
+      expect(exit.code, child.stderr()).toBe(0);
+      expect(child.stdout()).toContain('RESULTS [["esm 0 1 undefined"],["esm 0 2 undefined","esm 1 2 undefined"]]');
+    }
   });
 
   it('rejects bad options with a clear OptionError before any process starts', async () => {
