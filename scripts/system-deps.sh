@@ -5,7 +5,7 @@
 # fails loudly when it cannot, naming the command to run.
 set -euo pipefail
 PACKAGES=(python3-jupyter-server python3-notebook python3-nbclient jupyter-nbconvert python3-jupyter-kernel-test
-          python3-jupyterlab-server python3-ipykernel chromium)
+          python3-jupyterlab-server python3-ipykernel jupyter-console chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

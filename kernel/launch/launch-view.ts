@@ -204,8 +204,10 @@ export class LaunchView {
     this.lastSent = performance.now();
     this.model.elapsedMs = Math.round(performance.now() - this.t0);
     const shown = { ...structuredClone(this.model), state: shownState(this.model) };
+    // The first text claims no state that will change: a client that drops updates (jupyter
+    // console) keeps showing it. Every later one is the full summary, updated in place.
     const content: DisplayContent = {
-      data: { [LAUNCH_VIEW_MIME]: shown, "text/plain": summaryText(shown) },
+      data: { [LAUNCH_VIEW_MIME]: shown, "text/plain": first ? openingText(shown) : summaryText(shown) },
       metadata: {},
       transient: { display_id: this.displayId },
     };
@@ -218,7 +220,12 @@ function seconds(ms: number | null): string {
   return ms === null ? "-" : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** What classic Notebook, VS Code, nbconvert and jupyter console show. */
+/** The first display's text: what was launched, nothing that will change. */
+export function openingText(m: LaunchViewModel): string {
+  return `tslaunch: launch of ${m.worldSize} rank${m.worldSize > 1 ? "s" : ""} on ${m.numNodes} node${m.numNodes > 1 ? "s" : ""} (${m.backend})`;
+}
+
+/** What classic Notebook, VS Code and nbconvert show, updated in place. */
 export function summaryText(m: LaunchViewModel): string {
   const header =
     `tslaunch: ${m.worldSize} rank${m.worldSize > 1 ? "s" : ""} on ${m.numNodes} node${m.numNodes > 1 ? "s" : ""} (${m.backend}), ` +
