@@ -133,9 +133,12 @@ describe('inspection', () => {
 });
 
 describe('is_complete', () => {
-  it('a %%launch cell whose body is unfinished (function f() {) is incomplete; a finished one is complete', async () => {
+  it('a %%launch cell whose body is unfinished (function f() {) is incomplete; a finished one is complete after an empty line, as ipykernel\'s cell magics', async () => {
     expect((await isComplete('%%launch -n 2\nfunction f() {')).status).toBe('incomplete');
-    expect((await isComplete('%%launch -n 2\nfunction f() {}')).status).toBe('complete');
+    expect((await isComplete('%%launch -n 2\nfunction f() {}')).status).toBe('incomplete');
+    expect((await isComplete('%%launch -n 2\nfunction f() {}\n')).status).toBe('complete');
+    expect((await isComplete('%%launch -n 2')).status).toBe('incomplete');
+    expect((await isComplete('function f() {}')).status).toBe('complete');
   });
 });
 
