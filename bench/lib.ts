@@ -326,12 +326,14 @@ export async function timeCell(
   timeoutMs = 120_000,
 ): Promise<{ ms: number; status: string; streamMessages: number; errorText?: string }> {
   let streamMessages = 0;
+  let stderrTail = ""; // shown with a failure: what the ranks said on stderr
   const t0 = nowMs();
   const execution = kernel.client.execute(code, {
     storeHistory: false,
     onIOPub: (msg) => {
       if (msg.header.msg_type === "stream") {
         streamMessages++;
+        if (msg.content.name === "stderr") stderrTail = (stderrTail + String(msg.content.text)).slice(-2000);
         onStream?.(String(msg.content.name), String(msg.content.text));
       }
     },
@@ -349,7 +351,7 @@ export async function timeCell(
   const ms = nowMs() - t0;
   const reply = first.reply;
   const status = String(reply.content.status);
-  const errorText = status === "ok" ? undefined : `${reply.content.ename}: ${reply.content.evalue}`;
+  const errorText = status === "ok" ? undefined : `${reply.content.ename}: ${reply.content.evalue}${stderrTail ? ` (stderr: ${JSON.stringify(stderrTail)})` : ""}`;
   return { ms, status, streamMessages, errorText };
 }
 

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "fs";
 import { dirname } from "path";
 import { KernelClient } from "./kernel-client";
 import { startKernelProcess, KernelProcess } from "./kernel-process";
-import { LAUNCH_VIEW_MIME } from "../launch/launch-view";
+import { LAUNCH_END_MIME, LAUNCH_VIEW_MIME } from "../launch/launch-view";
 import { DisplayDataOutput, joinText, NbOutput, OutputArea, OutputChange, renderOutput } from "./render-output";
 
 export interface ExecuteNotebookOptions {
@@ -175,6 +175,8 @@ class Transcript {
   }
 
   change(change: OutputChange, stripAnsi?: boolean): void {
+    // The end note repeats the view's final state for clients that drop updates; this one does not.
+    if (change.kind === "added" && change.output.output_type === "display_data" && LAUNCH_END_MIME in change.output.data) return;
     if (change.kind === "added" && change.output.output_type === "display_data" && LAUNCH_VIEW_MIME in change.output.data) {
       this.held.push(change.output);
       return;

@@ -8,6 +8,13 @@ import type { LaunchEvent, LaunchState, RunResult, WorkerSpec, WorkerState, Worl
 import type { DisplayContent } from "../jupyter/cell-output";
 
 export const LAUNCH_VIEW_MIME = "application/vnd.tslaunch.launch.v1+json";
+/**
+ * The end-of-launch note for clients that drop display updates (jupyter console): a display_data
+ * whose text/plain is the final summary and whose text/html is empty. Frontends that render HTML
+ * (JupyterLab, Notebook, VS Code) show nothing for it (they already show the updated view); a
+ * text-only client prints the final state. This MIME type names it (tests and tools skip it).
+ */
+export const LAUNCH_END_MIME = "application/vnd.tslaunch.launch-end.v1+json";
 const MIN_UPDATE_MS = 250;
 /** While a launch runs, its clock moves about once a second even when no rank prints anything. */
 const TICK_MS = 1000;
@@ -177,6 +184,7 @@ export class LaunchView {
       this.model.error = error ?? `rank ${f.rank} ${f.signal ? `was killed by ${f.signal}` : `exited with code ${f.exitCode}`}${f.error ? `: ${f.error.ename}: ${f.error.evalue}` : ""}`;
     }
     this.publish(false);
+    this.publishEnd();
   }
 
   /** The launch ended before its workers started (refused, rendezvous failed). */
@@ -185,6 +193,13 @@ export class LaunchView {
     this.model.state = "failed";
     this.model.error = message;
     this.publish(false);
+    this.publishEnd();
+  }
+
+  /** The final state once more, for clients that ignore updates (see LAUNCH_END_MIME). */
+  private publishEnd(): void {
+    const text = summaryText(this.model);
+    this.show({ data: { [LAUNCH_END_MIME]: { launchId: this.displayId, state: this.model.state }, "text/html": "", "text/plain": text }, metadata: {} }, false);
   }
 
   private schedule(): void {

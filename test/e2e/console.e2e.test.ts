@@ -13,7 +13,7 @@ import { REPO_ROOT, useKernelEnv } from './setup';
 const kernelEnv = useKernelEnv();
 
 describe('jupyter console', () => {
-  it('typed and pasted %%launch cells run with their bodies, the first display is not stale, kill -INT interrupts', async () => {
+  it('typed and pasted %%launch cells run with their bodies, the first display is not stale, the final state shows at the end, kill -INT interrupts', async () => {
     const env = { ...kernelEnv().childEnv, JUPYTER_PATH: kernelEnv().spec.jupyterDir, JUPYTER_RUNTIME_DIR: path.join(kernelEnv().tmp, 'runtime') };
     const child = spawn('/usr/bin/python3', [path.join(REPO_ROOT, 'test', 'frontends', 'console_session.py')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -25,9 +25,13 @@ describe('jupyter console', () => {
     // The typed cell ran once, with its body (not `%%launch -n 2` alone, then the body as a cell).
     expect(lines.filter((l) => l.startsWith('[rank')).sort()).toEqual(['[rank0]: pasted 0', '[rank0]: typed 0', '[rank1]: pasted 1', '[rank1]: typed 1']);
     expect(out).not.toMatch(/typed undefined/);
-    // What the console shows of the view: the opening line, with no state in it.
+    // What the console shows of the view: the opening line, with no state in it, then the end note
+    // with the final state (frontends that render HTML show nothing for it).
     const views = lines.filter((l) => l.startsWith('tslaunch: '));
-    expect(views).toEqual(['tslaunch: launch of 2 ranks on 1 node (static)', 'tslaunch: launch of 2 ranks on 1 node (static)']);
+    expect(views).toHaveLength(4);
+    for (const i of [0, 2]) expect(views[i]).toBe('tslaunch: launch of 2 ranks on 1 node (static)');
+    for (const i of [1, 3]) expect(views[i]).toMatch(/^tslaunch: 2 ranks on 1 node \(static\), succeeded, \d+\.\d s, restarts 0\/0$/);
+    expect(lines.filter((l) => /^ {2}rank [01] +node 0 +pid \d+ +succeeded/.test(l))).toHaveLength(4);
     expect(out).toContain('KeyboardInterrupt: the cell was interrupted');
     expect(out).toMatch(/Out\[\d+\]: 42/);
   }, 180_000);
