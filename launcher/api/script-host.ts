@@ -62,21 +62,7 @@ export function scriptHost(): LaunchHost {
   if (!main) throw new Error("notebookLauncher outside a kernel needs a main script to re-run in the workers (node script.js)");
   return {
     cwd: process.cwd(),
-    // An ES module script (.mjs, .mts, "type": "module", top-level await) cannot be require()d:
-    // it is imported instead (through the loaders in execArgv, as in the script's own process).
-    // Not awaited: its top level awaits the launched call, which never resolves in a worker (the
-    // body takes the function over); an error it throws still fails the rank.
-    replay: () => [
-      {
-        executionCount: 0,
-        js:
-          `try { require(${JSON.stringify(path.resolve(main))}); } catch (err) {\n` +
-          `  if (err?.code !== "ERR_REQUIRE_ESM" && err?.code !== "ERR_REQUIRE_ASYNC_MODULE" && err?.code !== "ERR_UNKNOWN_FILE_EXTENSION") throw err;\n` +
-          `  __tslab__.importModule(${JSON.stringify(pathToFileURL(path.resolve(main)).href)}).catch((e) => setImmediate(() => { throw e; }));\n}`,
-        async: false,
-        jsLineToCellLine: [],
-      },
-    ],
+    replay: () => [{ executionCount: 0, js: loadMainScript(path.resolve(main)), async: false, jsLineToCellLine: [] }],
     sideOutputs: () => [],
     executionCount: () => 0,
     // The worker's body waits until the re-run script reaches this call: the script's top level may
@@ -109,4 +95,26 @@ function scriptWarmPool(): WarmPool | undefined {
     warmPool = createWarmPool({ unref: true }) ?? null;
   }
   return warmPool ?? undefined;
+}
+
+/**
+ * The worker's way into the script, as its own process loaded it. `.mjs`/`.mts`/`.ts` are imported
+ * (ES modules, or TypeScript through the loaders in execArgv such as `tslaunch/register`), falling
+ * back to require() where no loader takes them (a CommonJS hook like ts-node's). Other files are
+ * require()d, falling back to import() for an ES module (`"type": "module"`, top-level await).
+ * The import is not awaited: the script's top level awaits the launched call, which never resolves
+ * in a worker (the body takes the function over); an error it throws still fails the rank.
+ */
+function loadMainScript(file: string): string {
+  const req = `require(${JSON.stringify(file)})`;
+  const imp = `__tslab__.importModule(${JSON.stringify(pathToFileURL(file).href)})`;
+  const rethrow = "setImmediate(() => { throw e; })";
+  if (/\.(mjs|mts|ts)$/.test(file)) {
+    return `${imp}.catch((e) => { if (e?.code !== "ERR_UNKNOWN_FILE_EXTENSION") return ${rethrow}; try { ${req}; } catch (e) { ${rethrow}; } });`;
+  }
+  return (
+    `try { ${req}; } catch (err) {\n` +
+    `  if (err?.code !== "ERR_REQUIRE_ESM" && err?.code !== "ERR_REQUIRE_ASYNC_MODULE") throw err;\n` +
+    `  ${imp}.catch((e) => ${rethrow});\n}`
+  );
 }

@@ -142,6 +142,31 @@ describe('notebookLauncher from a plain Node script', () => {
     }
   });
 
+  it('a TypeScript script run with `node --import tslaunch/register` (types, a local .ts module imported as ./helper.js) launches; its workers load it the same way', async () => {
+    const dir = leak.tmp.scratch('mts');
+    fs.writeFileSync(path.join(dir, 'helper.ts'), 'export function label(rank: number, n: number): string {\n  return `ts ${rank} of ${n}`;\n}\n');
+    fs.writeFileSync(
+      path.join(dir, 'job.mts'),
+      [
+        `import { notebookLauncher } from ${JSON.stringify(path.join(REPO_ROOT, 'dist', 'launcher', 'index.js'))};`,
+        'import { label } from "./helper.js";',
+        'interface Row { text: string }',
+        'const rows: Row[][] = [];',
+        'for (const n of [1, 2]) {',
+        '  const res = await notebookLauncher((i: number, k: number): Row => ({ text: label(i, k) }), [n], { numProcesses: n });',
+        '  if (res.length !== n) throw new Error("launch " + n + " returned " + JSON.stringify(res));',
+        '  rows.push(res);',
+        '}',
+        'console.log("ROWS " + JSON.stringify(rows));',
+      ].join('\n'),
+    );
+    const register = path.join(REPO_ROOT, 'dist', 'launcher', 'register', 'index.js');
+    const child = spawnNode(['--import', register, path.join(dir, 'job.mts')], { env: childEnv(leak.tmp, leak.marker, { CUDA_VISIBLE_DEVICES: '' }), cwd: dir });
+    const exit = await withTimeout(child.exited, 60_000, 'job.mts');
+    expect(exit.code, child.stderr()).toBe(0);
+    expect(child.stdout()).toContain('ROWS [[{"text":"ts 0 of 1"}],[{"text":"ts 0 of 2"},{"text":"ts 1 of 2"}]]');
+  });
+
   it('rejects bad options with a clear OptionError before any process starts', async () => {
     const { out } = await runScenario('validation');
     expect(out.ok).toBe(true);

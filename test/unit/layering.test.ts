@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 // The layout is a contract (docs/decisions.md, "A folder per phase"): launcher/ folders import only
 // the folders below them, and nothing outside launcher/ reaches past its api/ and contract/ faces.
 const ROOT = path.join(__dirname, "..", "..");
-const LAUNCHER_LAYERS = ["contract", "devices", "channel", "collectives", "worker", "group", "rendezvous", "agent", "api", "cli", "tfjs"];
+const LAUNCHER_LAYERS = ["contract", "devices", "channel", "collectives", "worker", "group", "rendezvous", "agent", "api", "cli", "tfjs", "register"];
 
 function tsFiles(dir: string): string[] {
   return readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
