@@ -3,11 +3,26 @@
 // the workers replay, refuses launches the device guard forbids, shows every launch event in the
 // running cell, and keeps the live view of the launch.
 import { createWarmPool, noticeLine, restartLine, type ActiveLaunchHandle, type LaunchHost, type WarmPool } from "../../launcher/api";
-import type { CellError, LaunchEvent, RecordedCell, WorkerSpec } from "../../launcher/contract";
+import { parseBytes, specFor, type CellError, type LaunchEvent, type RecordedCell, type WorkerSpec } from "../../launcher/contract";
 import type { CellOutput } from "../jupyter/cell-output";
 import type { Session } from "../cells/session";
 import type { DeviceGuard } from "./device-guard";
 import { LaunchView } from "./launch-view";
+
+/** A notebook cell shows at most this much of the ranks' output by default; the rest goes to log files. */
+export const DEFAULT_CELL_OUTPUT_LIMIT = 4_000_000;
+
+/** TSLAUNCH_OUTPUT_LIMIT (bytes, `4MB`, `0` for none), else DEFAULT_CELL_OUTPUT_LIMIT; a bad value is said on the kernel's stderr. */
+export function outputLimitFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.TSLAUNCH_OUTPUT_LIMIT;
+  if (raw === undefined || raw.trim() === "") return DEFAULT_CELL_OUTPUT_LIMIT;
+  try {
+    return parseBytes(raw, specFor("outputLimit")) ?? DEFAULT_CELL_OUTPUT_LIMIT;
+  } catch (err) {
+    process.stderr.write(`[tslaunch kernel] TSLAUNCH_OUTPUT_LIMIT: ${(err as Error).message.replace(/^--output_limit/, "the value")}; using ${DEFAULT_CELL_OUTPUT_LIMIT} bytes\n`);
+    return DEFAULT_CELL_OUTPUT_LIMIT;
+  }
+}
 
 export interface KernelSide {
   session: Session;
@@ -26,6 +41,8 @@ export class KernelLaunchHost implements LaunchHost {
   readonly prestarted: WarmPool | undefined;
   /** How many workers this node ran in the last launch: what the pool is refilled to. */
   private lastLocalWorld = 0;
+  /** How much of the ranks' output a cell shows when the launch names no --output_limit. */
+  readonly defaultOutputLimit = outputLimitFromEnv();
 
   constructor(private readonly kernel: KernelSide) {
     this.prestarted = createWarmPool({}, "[tslaunch kernel]");

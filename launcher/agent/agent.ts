@@ -52,6 +52,9 @@ export class Launch {
   private masterPort = 0;
   private restartCount = 0;
   private returnValues: unknown[] = [];
+  /** Bytes of output the host was given, and whether the output limit was passed (see withinOutputLimit). */
+  private outputShown = 0;
+  private outputOverLimit = false;
   /** torchrun's log files and filters (--log_dir, --redirects, --tee, --local_ranks_filter). */
   private readonly logs: RankLogs;
   /** Each rank's last state in the current attempt (for the report: finished, stopped, failed). */
@@ -69,7 +72,7 @@ export class Launch {
   private finished: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly spec: WorkerSpec, private readonly onEvent: (e: LaunchEvent) => void) {
-    this.logs = new RankLogs(spec.options);
+    this.logs = new RankLogs(spec.options, (spec.outputLimit ?? 0) > 0);
     this.mapStack = createStackMapper(spec.payload);
   }
 
@@ -284,6 +287,43 @@ export class Launch {
     return [...local, ...remote].sort((a, b) => (a.endedAt ?? 0) - (b.endedAt ?? 0));
   }
 
+  /**
+   * --output_limit: the cell shows this many bytes of the ranks' output; past it, once, a notice
+   * names the log folder (--log_dir, or a default one beside the notebook that then receives every
+   * line from the start), and the rest goes there only, so the cell ends as soon as the ranks do.
+   */
+  private withinOutputLimit(text: string): boolean {
+    const limit = this.spec.outputLimit ?? 0;
+    if (limit <= 0) return true;
+    if (this.outputOverLimit) return false;
+    this.outputShown += text.length;
+    if (this.outputShown <= limit) {
+      // What waits in memory for a folder includes output the cell does not show (filtered ranks):
+      // past twice the limit it goes to the folder now, and the cell says where.
+      if (this.logs.keptBytes > 2 * limit) {
+        const dir = this.openDefaultLogs();
+        this.onEvent({ type: "notice", text: `the output the cell does not show goes to ${dir ?? "no folder"}/<rank>/stdout.log and stderr.log` });
+      }
+      return true;
+    }
+    this.outputOverLimit = true;
+    const dir = this.openDefaultLogs();
+    const problem = this.logs.takeProblem();
+    this.onEvent({
+      type: "notice",
+      text:
+        `the cell has shown ${(limit / 1e6).toFixed(1)} MB of the ranks' output (--output_limit, TSLAUNCH_OUTPUT_LIMIT); the rest goes only to ` +
+        (dir && !problem ? `${dir}/<rank>/stdout.log and stderr.log, which hold every line` : `nowhere: ${problem ?? "no log folder"}`),
+    });
+    return false;
+  }
+
+  /** The log folder: --log_dir, or one beside the notebook made now (it gets every line from the start). */
+  private openDefaultLogs(): string | null {
+    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
+    return this.logs.useDefaultDir(path.join(this.spec.payload.cwd, "tslaunch-logs", `${stamp}-${this.launchId}`));
+  }
+
   /** --log_dir, --redirects, --local_ranks_filter: where this attempt's output goes, said in the cell. */
   private announceLogs(world: World): void {
     const o = this.spec.options;
@@ -315,7 +355,11 @@ export class Launch {
       this.logs.write(e.rank, e.name, e.text);
       const problem = this.logs.takeProblem();
       if (problem) this.onEvent({ type: "notice", text: problem });
-      if (!this.logs.shows(e.rank, e.name)) return;
+      if (!this.logs.shows(e.rank, e.name)) {
+        this.withinOutputLimit(""); // (hidden output waits in memory until a folder exists: bounded too)
+        return;
+      }
+      if (!this.withinOutputLimit(e.text)) return;
     }
     this.onEvent(e);
   }

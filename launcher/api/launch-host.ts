@@ -18,6 +18,8 @@ export interface LaunchHooks {
   execArgv?: string[];
   /** Workers started ahead (the kernel's warm pool). */
   prestarted?: PrestartedWorkers;
+  /** The output limit when the launch names none (a notebook cell's; none for a terminal). */
+  defaultOutputLimit?: number;
   // In the order runLaunch calls them:
   /** Throws (a ReportedError) when a launch must be refused before anything starts: the device guard. */
   checkBeforeLaunch?(): void;

@@ -37,6 +37,7 @@ export async function runLaunch(options: LaunchOptions, payload: LaunchPayload, 
   host.checkBeforeLaunch?.();
   const spec: WorkerSpec = {
     options, numProcesses, payload, env: { ...host.workerEnv, ...extras.env }, execArgv: host.execArgv, secret: extras.secret, prestarted: host.prestarted,
+    outputLimit: options.outputLimit ?? host.defaultOutputLimit ?? 0,
   };
   if (debugModeEnabled()) {
     const notice = await runDebugProbe(spec, (e) => host.onEvent(e), (l, running) => host.setActive(l, running));

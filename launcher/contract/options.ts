@@ -41,6 +41,8 @@ export interface LaunchOptions {
   tee: StdSpec;
   /** torchrun's --local_ranks_filter: the local ranks whose output the cell shows (null: all). */
   localRanksFilter: number[] | null;
+  /** Bytes of the ranks' output a cell shows before the rest goes to log files only (0: no limit; null: the host's default). */
+  outputLimit: number | null;
 }
 
 /**
@@ -73,6 +75,15 @@ function stdSpec(value: unknown, spec: OptionSpec): StdSpec {
     byLocalRank[rank] = v as 0 | 1 | 2 | 3;
   }
   return { all: 0, byLocalRank };
+}
+
+/** A size in bytes: 4000000, "4MB", "512kb", "1.5G"; 0 means no limit. */
+export function parseBytes(value: unknown, spec: OptionSpec): number | null {
+  if (value === null || value === undefined) return null;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(k|kb|m|mb|g|gb)?\s*$/i.exec(String(value));
+  if (!m || (typeof value !== "number" && typeof value !== "string")) fail(spec, value, "a size in bytes, like 4000000 or 4MB (0: no limit)");
+  const unit = (m[2] ?? "").toLowerCase()[0];
+  return Math.round(Number(m[1]) * (unit === "k" ? 1e3 : unit === "m" ? 1e6 : unit === "g" ? 1e9 : 1));
 }
 
 function rankList(value: unknown, spec: OptionSpec): number[] | null {
@@ -300,6 +311,11 @@ export const OPTION_SPECS: OptionSpec[] = [
     key: "localRanksFilter", flag: "local_ranks_filter", metavar: "R,...",
     help: "Show only these local ranks' output in the cell (the others' is in the log files when --log_dir is set).",
     example: "0", default: null, coerce: rankList,
+  },
+  {
+    key: "outputLimit", flag: "output_limit", metavar: "BYTES",
+    help: "How much of the ranks' output a cell shows (default 4MB in a notebook, TSLAUNCH_OUTPUT_LIMIT; 0: no limit); past it, the output goes only to the log files, whose folder the cell names.",
+    example: "4MB", default: null, coerce: parseBytes,
   },
 ];
 

@@ -23,6 +23,8 @@ export interface WorkerSpec {
   secret?: string;
   /** Workers started before the launch asked (the kernel's warm pool); ranks without one are spawned. */
   prestarted?: PrestartedWorkers;
+  /** Bytes of output shown before the rest goes to log files only (resolved: options, else the host's default; 0 none). */
+  outputLimit?: number;
 }
 
 /** A source of already-running worker processes (group/warm-pool.ts). */

@@ -13,7 +13,8 @@ let e2e: E2E;
 const MEMORY = 1_000_000;
 
 beforeAll(async () => {
-  e2e = await setupE2E({ env: { TSLAUNCH_IOPUB_RATE_LIMIT: '2000000', TSLAUNCH_OUTPUT_MEMORY: String(MEMORY) }, extraArgs: NO_IOPUB_RATE_LIMIT });
+  // TSLAUNCH_OUTPUT_LIMIT=0: the backlog test wants every line in the cell; the limit test sets its own.
+  e2e = await setupE2E({ env: { TSLAUNCH_IOPUB_RATE_LIMIT: '2000000', TSLAUNCH_OUTPUT_MEMORY: String(MEMORY), TSLAUNCH_OUTPUT_LIMIT: '0' }, extraArgs: NO_IOPUB_RATE_LIMIT });
 }, 90_000);
 
 afterAll(async () => {
@@ -50,4 +51,25 @@ describe('a paced backlog is bounded in kernel memory', () => {
     // For the record (V8's garbage from 12 MB of strings dominates it; the backlog is bounded).
     console.log(`backlog test: kernel RSS ${before.toFixed(0)} MiB -> peak ${peak.toFixed(0)} MiB`);
   }, 180_000);
+
+  it('--output_limit: past it the cell stops showing output, says so once with the log folder, and ends with the ranks; the files hold every line', async () => {
+    const t0 = Date.now();
+    const r = await runCell(k.kernel(), '%%launch -n 2 --output_limit 200KB\nfor (let i = 0; i < 30000; i++) console.log("line " + i);', { timeoutMs: 60_000 });
+    expect(r.reply.content.status).toBe('ok');
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(r.stdout.length).toBeLessThan(220_000);
+    const notice = /\[tslaunch\] the cell has shown 0\.2 MB of the ranks' output \(--output_limit, TSLAUNCH_OUTPUT_LIMIT\); the rest goes only to (\S+)\/<rank>\/stdout\.log and stderr\.log, which hold every line/.exec(r.stderr);
+    expect(notice, r.stderr).not.toBeNull();
+    expect(r.stderr.match(/the cell has shown/g)).toHaveLength(1);
+    const dir = notice![1];
+    try {
+      for (const rank of [0, 1]) {
+        const lines = fs.readFileSync(`${dir}/${rank}/stdout.log`, 'utf8').split('\n').filter(Boolean);
+        expect(lines).toHaveLength(30_000);
+        expect(lines.findIndex((l, i) => l !== `line ${i}`)).toBe(-1);
+      }
+    } finally {
+      fs.rmSync(dir.replace(/\/none\/attempt_1$/, ''), { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -306,7 +306,7 @@ describe('two agents on loopback form one world', () => {
     const { LaunchView } = loadView();
     const shown: unknown[] = [];
     const options = { numNodes: 2, masterAddr: '127.0.0.1', usePort: port, logLinePrefixTemplate: '[${node_rank}/${local_rank}:${rank}] ' };
-    const view = new LaunchView({ options: loadDist().optionsFromObject({ numProcesses: 2, ...options }), numProcesses: 2 }, (content: { data: Record<string, unknown> }) => shown.push(content.data[VIEW_MIME]));
+    const view = new LaunchView({ options: loadDist().optionsFromObject({ numProcesses: 2, ...options }), numProcesses: 2 }, (content: { data: Record<string, unknown> }) => VIEW_MIME in content.data && shown.push(content.data[VIEW_MIME]));
     view.open();
     const { result, events } = await runLaunch({
       numProcesses: 2, marker, secret: SECRET, options, timeoutMs: 60_000,

@@ -121,3 +121,15 @@ describe("OutputPacer backlog", () => {
     expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith(`tslaunch-output-${process.pid}-`))).toEqual([]);
   }, 30_000);
 });
+
+describe("the cell's output limit", () => {
+  it("reads TSLAUNCH_OUTPUT_LIMIT as bytes or a size with a unit (0: none), 4 MB by default", async () => {
+    const { outputLimitFromEnv, DEFAULT_CELL_OUTPUT_LIMIT } = await import("../../kernel/launch/kernel-launch-host");
+    expect(DEFAULT_CELL_OUTPUT_LIMIT).toBe(4_000_000);
+    expect(outputLimitFromEnv({})).toBe(4_000_000);
+    expect(outputLimitFromEnv({ TSLAUNCH_OUTPUT_LIMIT: "0" })).toBe(0);
+    expect(outputLimitFromEnv({ TSLAUNCH_OUTPUT_LIMIT: "512KB" })).toBe(512_000);
+    expect(outputLimitFromEnv({ TSLAUNCH_OUTPUT_LIMIT: "1.5m" })).toBe(1_500_000);
+    expect(outputLimitFromEnv({ TSLAUNCH_OUTPUT_LIMIT: "123" })).toBe(123);
+  });
+});
