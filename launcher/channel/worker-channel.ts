@@ -100,17 +100,7 @@ export class WorkerChannel {
   }
 
   flushStreams(): void {
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer);
-      this.flushTimer = null;
-    }
-    for (const name of ["stdout", "stderr"] as const) {
-      const parts = this.buffers[name];
-      if (parts.length === 0) continue;
-      this.buffers[name] = [];
-      this.enqueue(this.link.seal({ type: "stream", name, text: parts.join("") }));
-    }
-    this.bufferedBytes = 0;
+    this.takeBuffered((name, text) => this.enqueue(this.link.seal({ type: "stream", name, text })));
   }
 
   /**
@@ -119,16 +109,20 @@ export class WorkerChannel {
    * inherits the rank's stdout writes to that pipe, so the rank's earlier text must be there first.
    */
   handOff(write: (name: "stdout" | "stderr", text: string) => void): void {
+    this.takeBuffered(write);
+  }
+
+  /** Empties the batch, one call per stream that holds text (at most one: a switch of stream flushes the other). */
+  private takeBuffered(each: (name: "stdout" | "stderr", text: string) => void): void {
     if (this.flushTimer) {
       clearTimeout(this.flushTimer);
       this.flushTimer = null;
     }
-    // At most one stream holds text: a switch of stream flushes the other (see write()).
     for (const name of ["stdout", "stderr"] as const) {
       const parts = this.buffers[name];
       if (parts.length === 0) continue;
       this.buffers[name] = [];
-      write(name, parts.join(""));
+      each(name, parts.join(""));
     }
     this.bufferedBytes = 0;
   }
