@@ -14,12 +14,31 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** A temp prefix with the tslaunch kernelspec installed (removed after the test). */
+function installedPrefix(label: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), label));
+  dirs.push(dir);
+  const install = spawnSync(process.execPath, [path.join(REPO, "dist", "bin", "tslaunch.js"), "install", "--prefix", dir], { encoding: "utf8" });
+  expect(install.status, install.stderr).toBe(0);
+  return dir;
+}
+
+/** Runs a client script that prints the kernel's pid and its workers' pids, then dies; all must be gone within 5 s. */
+async function expectGoneAfterClientDies(script: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const client = spawnSync("/usr/bin/python3", [script], { encoding: "utf8", timeout: 90_000, env });
+  const pids = client.stdout.trim().split(/\s+/).map(Number);
+  expect(pids.length, client.stderr).toBeGreaterThanOrEqual(3);
+  const left = await waitUntilGone(pids, 5000);
+  expect(left.map((p) => `${p} alive=${isAlive(p)}`)).toEqual([]);
+}
+
+function clientEnv(dir: string): NodeJS.ProcessEnv {
+  return { ...process.env, JUPYTER_PATH: path.join(dir, "share", "jupyter"), TMPDIR: dir, JUPYTER_RUNTIME_DIR: path.join(dir, "runtime") };
+}
+
 describe("a kernel whose client died", () => {
   it("exits within a few seconds and takes its launch's workers with it", async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "tsl-orphan-"));
-    dirs.push(dir);
-    const install = spawnSync(process.execPath, [path.join(REPO, "dist", "bin", "tslaunch.js"), "install", "--prefix", dir], { encoding: "utf8" });
-    expect(install.status, install.stderr).toBe(0);
+    const dir = installedPrefix("tsl-orphan-");
     // A real jupyter_client starts the kernel, starts a launch, reports the pids, then dies at once.
     const script = path.join(dir, "client.py");
     writeFileSync(script, [
@@ -34,21 +53,11 @@ describe("a kernel whose client died", () => {
       "print(kernel, *kids, flush=True)",
       "os._exit(0)",
     ].join("\n"));
-    const client = spawnSync("/usr/bin/python3", [script], {
-      encoding: "utf8", timeout: 90_000,
-      env: { ...process.env, JUPYTER_PATH: path.join(dir, "share", "jupyter"), TMPDIR: dir, JUPYTER_RUNTIME_DIR: path.join(dir, "runtime") },
-    });
-    const pids = client.stdout.trim().split(/\s+/).map(Number);
-    expect(pids.length, client.stderr).toBeGreaterThanOrEqual(3);
-    const left = await waitUntilGone(pids, 5000);
-    expect(left.map((p) => `${p} alive=${isAlive(p)}`)).toEqual([]);
+    await expectGoneAfterClientDies(script, clientEnv(dir));
   }, 120_000);
 
   it("started raw, without JPY_PARENT_PID (as VS Code does), it still exits when the process that started it dies", async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "tsl-orphan-raw-"));
-    dirs.push(dir);
-    const install = spawnSync(process.execPath, [path.join(REPO, "dist", "bin", "tslaunch.js"), "install", "--prefix", dir], { encoding: "utf8" });
-    expect(install.status, install.stderr).toBe(0);
+    const dir = installedPrefix("tsl-orphan-raw-");
     const script = path.join(dir, "raw-client.py");
     writeFileSync(script, [
       "import json, os, subprocess, time",
@@ -68,12 +77,8 @@ describe("a kernel whose client died", () => {
       "print(proc.pid, *kids, flush=True)",
       "os._exit(0)",
     ].join("\n"));
-    const env: NodeJS.ProcessEnv = { ...process.env, JUPYTER_PATH: path.join(dir, "share", "jupyter"), TMPDIR: dir, JUPYTER_RUNTIME_DIR: path.join(dir, "runtime") };
+    const env = clientEnv(dir);
     delete env.JPY_PARENT_PID;
-    const client = spawnSync("/usr/bin/python3", [script], { encoding: "utf8", timeout: 90_000, env });
-    const pids = client.stdout.trim().split(/\s+/).map(Number);
-    expect(pids.length, client.stderr).toBeGreaterThanOrEqual(3);
-    const left = await waitUntilGone(pids, 5000);
-    expect(left.map((p) => `${p} alive=${isAlive(p)}`)).toEqual([]);
+    await expectGoneAfterClientDies(script, env);
   }, 120_000);
 });
