@@ -20,7 +20,7 @@ import { DeviceGuard } from "./launch/device-guard";
 import { KernelLaunchHost } from "./launch/kernel-launch-host";
 import { completeMagic, inspectMagic } from "./launch/magic-help";
 import { runCell, type CellOutcome } from "./run-cell";
-import { ReportedError, type CellError } from "../launcher/contract";
+import { ReportedError, traceMark, type CellError } from "../launcher/contract";
 
 const KERNEL_VERSION: string = require("../../package.json").version;
 
@@ -120,6 +120,7 @@ export class Kernel {
   }
 
   private async handle(msg: Request, channel: "shell" | "control", seq: number): Promise<void> {
+    traceMark(`kernel: ${msg.header.msg_type}`);
     this.server.publish("status", { execution_state: "busy" }, msg);
     try {
       await this.dispatch(msg, channel, seq);
@@ -127,6 +128,7 @@ export class Kernel {
       this.log(`request ${msg.header.msg_type} failed: ${(err as Error)?.stack ?? err}`);
     } finally {
       this.server.publish("status", { execution_state: "idle" }, msg);
+      traceMark("kernel: idle");
       // Warm workers start when no cell is running or waiting, so they never slow one down.
       if (channel === "shell" && --this.queuedShell === 0) this.launchHost.refillWarmPool();
     }
@@ -210,8 +212,10 @@ export class Kernel {
       // Whatever failed, the cell ends with an error and a reply: a frontend never waits forever.
       outcome = { error: unexpectedCellError(err) };
     }
+    traceMark("kernel: cell ran");
     // Every line reaches the frontend before the result, the reply and `idle` (paced under a Jupyter server).
     await this.pacer.drained();
+    traceMark("kernel: output drained");
     if (outcome.result && !silent) this.server.publish("execute_result", { execution_count: count, data: outcome.result, metadata: {} }, msg);
     const error = outcome.error;
     if (error) {

@@ -2,7 +2,7 @@
 // (launch-cell.ts) and notebookLauncher()/debugLauncher() called in a cell. It supplies the session
 // the workers replay, refuses launches the device guard forbids, shows every launch event in the
 // running cell, and keeps the live view of the launch.
-import { createWarmPool, noticeLine, restartLine, type ActiveLaunchHandle, type LaunchHost, type WarmPool } from "../../launcher/api";
+import { createWarmPool, noticeLine, preReplayEnabled, restartLine, type ActiveLaunchHandle, type LaunchHost, type WarmPool } from "../../launcher/api";
 import { parseBytes, specFor, type CellError, type LaunchEvent, type RecordedCell, type WorkerSpec } from "../../launcher/contract";
 import type { CellOutput } from "../jupyter/cell-output";
 import type { Session } from "../cells/session";
@@ -53,8 +53,18 @@ export class KernelLaunchHost implements LaunchHost {
 
   /** The kernel is idle: start warm workers for a launch like the last one (never while a cell runs). */
   refillWarmPool(): void {
-    if (this.lastLocalWorld > 0) this.prestarted?.fill(this.lastLocalWorld, [], this.cwd);
+    if (this.lastLocalWorld <= 0 || !this.prestarted) return;
+    this.prestarted.fill(this.lastLocalWorld, [], this.cwd);
+    // Pre-replay: the warm workers replay the session ahead, unless it is off or the session has
+    // touched a device (the replay could take one too; the next launch is refused anyway).
+    if (this.preReplay && !this.kernel.guard.firstTouch) {
+      const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+      this.prestarted.prepare({ cells: this.kernel.session.recorded, sideOutputs: this.sideOutputs(), cwd: this.cwd, env });
+    }
   }
+
+  /** TSLAUNCH_PRE_REPLAY=off keeps warm workers blank (see launcher/group/warm-pool.ts). */
+  private readonly preReplay = preReplayEnabled();
 
   /** Ends the warm workers (shutdown, restart, exit). */
   disposeWarmPool(): void {

@@ -1,7 +1,7 @@
 // A `%%launch` cell: parse the flags, compile the body once in the kernel, then the one launch path
 // every launch takes (launcher/api/run-launch.ts: guard, probe, view, launch, report), with the
 // kernel as its host (kernel-launch-host.ts).
-import { LaunchError, launchHelp, OptionError, parseLaunchFlags, ReportedError, type CellError, type LaunchOptions } from "../../launcher/contract";
+import { LaunchError, launchHelp, traceMark, OptionError, parseLaunchFlags, ReportedError, type CellError, type LaunchOptions } from "../../launcher/contract";
 import { runLaunch, type LaunchHooks } from "../../launcher/api";
 import { CompileError, type Session } from "../cells/session";
 import type { CellMagic } from "../cells/magics";
@@ -22,6 +22,7 @@ function usageError(message: string): CellError {
 }
 
 export async function runLaunchCell(magic: CellMagic, ctx: LaunchCellContext): Promise<LaunchCellOutcome> {
+  traceMark("kernel: %%launch cell");
   let options: LaunchOptions;
   try {
     const parsed = parseLaunchFlags(magic.line);
@@ -46,9 +47,11 @@ export async function runLaunchCell(magic: CellMagic, ctx: LaunchCellContext): P
     throw err;
   }
 
+  traceMark("kernel: body compiled");
   const payload = { cwd: ctx.session.cwd, replay: ctx.session.recorded, body, sideOutputs: [...ctx.session.sideOutputs].map(([path, data]) => ({ path, data })) };
   try {
     await runLaunch(options, payload, ctx.host, { surface: "magic" });
+    traceMark("kernel: launch returned");
     ctx.output.flush();
     return { ok: true };
   } catch (err) {

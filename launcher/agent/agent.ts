@@ -10,7 +10,7 @@ import os from "os";
 import path from "path";
 import { channelEndpoint, createLaunchDir, LogChannel, type LaunchDir } from "../channel";
 import {
-  describeFailure, writePayload, LaunchSetupError, RendezvousError,
+  describeFailure, traceMark, writePayload, LaunchSetupError, RendezvousError,
   type ExchangeScope, type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchPayload, type LaunchState, type NodeMessage, type WorkerState, type RankFailure, type RunResult, type WorkerSpec, type World,
 } from "../contract";
 import { createStackMapper, decodeResult, formWorld, REMOTE_REPORT_MS, STOP_GRACE_MS, WorkerGroup } from "../group";
@@ -131,6 +131,7 @@ export class Launch {
     const { options } = this.spec;
     let result: RunResult | undefined;
     let step = "create the launch folder";
+    traceMark("agent: run");
     try {
       this.dir = await createLaunchDir();
       step = "open the launch's log channel";
@@ -139,6 +140,7 @@ export class Launch {
       const payloadPath = path.join(this.dir.path, "payload.json");
       writePayload(payloadPath, this.spec.payload);
       step = "";
+      traceMark("agent: folder, channel, payload ready");
       if (options.numNodes > 1) {
         this.setState("gathering");
         try {
@@ -149,6 +151,7 @@ export class Launch {
           return (result = this.result("interrupted", []));
         }
       } else this.masterPort = await this.pickMasterPort();
+      traceMark("agent: port picked");
       for (let attempt = 1; ; attempt++) {
         const outcome = await this.runAttempt(attempt, payloadPath);
         const failures = this.failuresInOrder();
@@ -167,7 +170,9 @@ export class Launch {
       if (step) throw LaunchSetupError.from(err, step, os.tmpdir());
       throw err;
     } finally {
+      traceMark("agent: stopping");
       await this.group?.stop();
+      traceMark("agent: group stopped");
       if (this.store) {
         this.store.broadcast({ type: "finish", outcome: result?.outcome ?? "failed" });
         await this.store.flushed();
@@ -176,6 +181,7 @@ export class Launch {
       this.channel?.close();
       this.logs.close();
       this.dir?.remove();
+      traceMark("agent: released");
       this.setState("done");
       if (result) this.onEvent({ type: "done", result });
     }
@@ -221,11 +227,12 @@ export class Launch {
     const world = (this.world = this.formWorld(attempt));
     this.onEvent({ type: "world", world });
     this.announceLogs(world);
+    traceMark("agent: world shown");
     this.group = new WorkerGroup(
       {
         options: this.spec.options, world, nodeRank: 0, payloadPath, cwd: this.spec.payload.cwd, env: this.spec.env,
         dataHost: this.spec.options.numNodes > 1 ? this.spec.options.masterAddr : "127.0.0.1", dataSecret: this.dataSecret,
-        execArgv: this.spec.execArgv, stopGraceMs: this.spec.stopGraceMs, mapStack: this.mapStack, clock: this.clock, prestarted: this.spec.prestarted,
+        execArgv: this.spec.execArgv, stopGraceMs: this.spec.stopGraceMs, mapStack: this.mapStack, clock: this.clock, prestarted: this.spec.prestarted, payload: this.spec.payload,
       },
       this.channel!,
       {
@@ -234,6 +241,7 @@ export class Launch {
         onChange: () => this.wake?.(),
       },
     );
+    await this.spec.prestarted?.settled?.();
     this.setState("running");
     this.group.start();
     this.store?.broadcast({ type: "start", attempt, restartCount: this.restartCount, world });

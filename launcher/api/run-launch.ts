@@ -5,7 +5,7 @@
 // and where events show.
 import { existsSync } from "fs";
 import { Launch } from "../agent";
-import { LaunchError, ReportedError, UsageError, type LaunchOptions, type LaunchPayload, type RunResult, type Surface, type WorkerSpec, type World } from "../contract";
+import { LaunchError, ReportedError, traceMark, UsageError, type LaunchOptions, type LaunchPayload, type RunResult, type Surface, type WorkerSpec, type World } from "../contract";
 import { resolveNumProcesses } from "../devices";
 import { debugModeEnabled, runDebugProbe } from "./debug-probe";
 import { buildErrorReport } from "./error-report";
@@ -34,7 +34,9 @@ export async function runLaunch(options: LaunchOptions, payload: LaunchPayload, 
         `Recreate it, or restart the kernel (or the script) from a folder that exists.`,
     );
   }
+  traceMark("kernel: launch requested");
   host.checkBeforeLaunch?.();
+  traceMark("kernel: device guard passed");
   const spec: WorkerSpec = {
     options, numProcesses, payload, env: { ...host.workerEnv, ...extras.env }, execArgv: host.execArgv, secret: extras.secret, prestarted: host.prestarted,
     outputLimit: options.outputLimit ?? host.defaultOutputLimit ?? 0,
@@ -44,6 +46,7 @@ export async function runLaunch(options: LaunchOptions, payload: LaunchPayload, 
     host.onEvent({ type: "notice", text: notice });
   }
   host.launchStarted?.(spec);
+  traceMark("kernel: live view opened");
   const launch = new Launch(spec, (event) => host.onEvent(event));
   host.setActive(launch, true);
   let world: World | null = null;

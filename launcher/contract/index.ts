@@ -7,3 +7,4 @@ export * from "./protocol";
 export * from "./node-protocol";
 export * from "./sealed-link";
 export * from "./vocabulary";
+export * from "./trace";

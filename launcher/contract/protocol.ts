@@ -1,5 +1,6 @@
 // The worker <-> agent protocol: every message's shape, in one place. On the wire each message is
 // sealed (sealed-link.ts) with the per-launch key, which a worker reads from its lifeline.
+import type { RecordedCell } from "./payload";
 
 export interface DisplayPayload {
   data: Record<string, unknown>;
@@ -85,7 +86,32 @@ export interface WarmAssignment {
   cwd: string;
   /** What a fresh worker's command line shows (an idle warm worker's title is WARM_TITLE). */
   title: string;
+  /** How many of the launch's replayed cells this worker has already replayed (pre-replay). */
+  replayed: number;
 }
+
+/**
+ * Pre-replay (group/warm-pool.ts → worker/pre-replay.ts): the session's next cells for an idle warm
+ * worker to replay ahead of its launch, in the environment and folder cells see now.
+ */
+export interface WarmPrepare {
+  type: "tslaunch-prepare";
+  /** Index in the session of cells[0]: the worker has replayed exactly the cells before it. */
+  first: number;
+  cells: RecordedCell[];
+  env: Record<string, string>;
+  cwd: string;
+  sideOutputs: { path: string; data: string }[];
+  /** Variables a launch sets per rank: a cell that reads one cannot be replayed ahead. */
+  launchKeys: string[];
+}
+
+/** A warm worker's answer to a WarmPrepare. */
+export type WarmReport =
+  /** `replayed` cells are done; `reads` maps each variable a cell read to the first cell (index) that read it. */
+  | { type: "tslaunch-prepared"; replayed: number; reads: Record<string, number> }
+  /** Cell `at` did what may not happen before a rank is assigned (the reason says what): the worker exits. */
+  | { type: "tslaunch-spoiled"; at: number; reason: string };
 
 /** The title an idle warm worker shows in ps and /proc/PID/cmdline. */
 export const WARM_TITLE = "tslaunch-warm";

@@ -4,7 +4,7 @@
 // Everything that starts, shows or reports a launch speaks these words.
 import type { ChildProcess } from "child_process";
 import type { LaunchOptions } from "./options";
-import type { LaunchPayload } from "./payload";
+import type { LaunchPayload, RecordedCell } from "./payload";
 import type { DisplayPayload, ErrorPayload } from "./protocol";
 
 /** What a launch is asked to do. */
@@ -30,7 +30,18 @@ export interface WorkerSpec {
 /** A source of already-running worker processes (group/warm-pool.ts). */
 export interface PrestartedWorkers {
   /** A worker given this rank's complete environment and folder, or undefined (spawn one instead). */
-  take(execArgv: string[], assignment: { env: NodeJS.ProcessEnv; cwd: string }): ChildProcess | undefined;
+  take(execArgv: string[], assignment: WarmTake): ChildProcess | undefined;
+  /** Resolves when no warm worker is in the middle of replaying ahead (bounded wait). */
+  settled?(): Promise<void>;
+}
+
+/** What a launch asks of a warm worker: a fresh rank's environment and folder, and the session it replays. */
+export interface WarmTake {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** The launch's replayed cells and local modules: a pre-replayed worker must have replayed a prefix of them. */
+  replay?: RecordedCell[];
+  sideOutputs?: { path: string; data: string }[];
 }
 
 /**

@@ -1,7 +1,7 @@
 // The environment a worker sees: torchrun's variables (so code written for torch elastic finds what
 // it expects) and Accelerate's. Accelerate itself exports mixed_precision under a name no reader
 // uses; here ACCELERATE_MIXED_PRECISION is the one the worker API reads.
-import type { LaunchOptions } from "../contract";
+import { ENV, type LaunchOptions } from "../contract";
 
 export interface WorkerPlace {
   rank: number;
@@ -34,3 +34,15 @@ export function workerEnvironment(o: LaunchOptions, place: WorkerPlace): Record<
     ACCELERATE_MIXED_PRECISION: o.mixedPrecision,
   };
 }
+
+/**
+ * Every variable a launch sets per rank (torchrun's, Accelerate's, the device a rank gets and
+ * tslaunch's own): a warm worker's pre-replay stops at a cell that reads one (worker/pre-replay.ts).
+ */
+export const PER_LAUNCH_ENV: readonly string[] = [
+  ...Object.keys(workerEnvironment({ masterAddr: "", maxRestarts: 0, rdzvId: "", mixedPrecision: "no", numNodes: 1 } as LaunchOptions, {
+    rank: 0, localRank: 0, localWorldSize: 1, worldSize: 1, nodeRank: 0, restartCount: 0, masterPort: 0,
+  })),
+  "CUDA_VISIBLE_DEVICES", "TSLAUNCH_DEVICE",
+  ...Object.values(ENV),
+];

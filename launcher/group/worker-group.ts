@@ -8,7 +8,7 @@ import path from "path";
 import type { Writable } from "stream";
 import type { LogChannel, ChannelMessage } from "../channel";
 import { removeSegments } from "../collectives";
-import { ENV, type AgentMessage, type ExchangeScope, type GroupEvent, type LaunchKeys, type PrestartedWorkers, type LaunchOptions, type RankFailure, type WorkerInfo, type World } from "../contract";
+import { ENV, traceMark, type AgentMessage, type ExchangeScope, type GroupEvent, type LaunchKeys, type PrestartedWorkers, type LaunchOptions, type LaunchPayload, type RankFailure, type WorkerInfo, type World } from "../contract";
 import { visibleAccelerators } from "../devices";
 import { endMarkedProcesses, killMarkedProcessesSync } from "./descendants";
 import { LinePrefixer } from "./prefix";
@@ -31,6 +31,8 @@ export interface GroupSpec {
   stopGraceMs?: number;
   /** Already-running workers to take before spawning (the kernel's warm pool). */
   prestarted?: PrestartedWorkers;
+  /** The launch's session: a pre-replayed warm worker is taken only if it replayed a prefix of it. */
+  payload?: LaunchPayload;
   /** Maps a worker's stack to cell lines. */
   mapStack(stack: string): string;
   /** Milliseconds since the launch began. */
@@ -53,6 +55,7 @@ export class WorkerGroup {
 
   start(): void {
     const { options, world, nodeRank } = this.spec;
+    traceMark("group: start");
     const mine = world.ranks.filter((r) => r.nodeRank === nodeRank);
     const restartCount = world.restartCount;
     // The keys go over each worker's lifeline (fd 3), not its environment (see worker-main).
@@ -86,8 +89,9 @@ export class WorkerGroup {
       // kernel's pool) was started the same way and now takes this rank's environment.
       const execArgv = this.spec.execArgv ?? [];
       const child =
-        this.spec.prestarted?.take(execArgv, { env, cwd: this.spec.cwd }) ??
+        this.spec.prestarted?.take(execArgv, { env, cwd: this.spec.cwd, replay: this.spec.payload?.replay, sideOutputs: this.spec.payload?.sideOutputs }) ??
         spawn(process.execPath, [...execArgv, WORKER_MAIN], { env, cwd: this.spec.cwd, stdio: ["ignore", "pipe", "pipe", "pipe"] });
+      traceMark(`group: rank ${rank} process ready`);
       const lifeline = child.stdio[3] as Writable | null;
       lifeline?.on("error", () => {}); // a worker that died before reading: its exit is reported
       lifeline?.write(`${JSON.stringify(keys)}\n`);
@@ -116,10 +120,13 @@ export class WorkerGroup {
       });
       if (child.pid) this.hooks.onEvent({ type: "started", rank, pid: child.pid, restartCount, nodeRank });
       this.emitState(worker);
+      traceMark(`group: rank ${rank} events shown`);
     }
+    traceMark("group: all handed out");
   }
 
   private onClose(worker: RunningWorker, code: number | null, signal: NodeJS.Signals | null): void {
+    traceMark(`group: rank ${worker.rank} closed`);
     for (const name of ["stdout", "stderr"] as const) {
       this.flushPartial(worker, name, name);
       this.flushPartial(worker, `chan:${name}`, name);
@@ -161,6 +168,7 @@ export class WorkerGroup {
     this.stopping = true;
     for (const w of this.workers) if (!w.closed && w.state !== "failed") w.state = "stopped";
     await stopProcesses(this.workers, this.spec.stopGraceMs ?? STOP_GRACE_MS);
+    traceMark("group: processes stopped");
     // What the ranks started (children, detached daemons, `sleep 30 &`) ends with them.
     await endMarkedProcesses(this.segmentPrefix, this.spec.stopGraceMs ?? STOP_GRACE_MS);
     removeSegments(this.segmentPrefix); // in case a rank died before its shared memory was unlinked
@@ -191,6 +199,7 @@ export class WorkerGroup {
   onChannelMessage({ from, message, binary }: ChannelMessage): void {
     const worker = this.workers.find((w) => w.routingId === from);
     if (!worker) return;
+    if (message.type === "hello" || message.type === "body" || message.type === "eos") traceMark(`group: rank ${worker.rank} ${message.type}`);
     switch (message.type) {
       case "hello":
         if (worker.state === "starting") {

@@ -1,36 +1,76 @@
 // A warm worker: started ahead of a launch by the kernel's warm pool (group/warm-pool.ts), with Node
 // up and tslaunch's worker code (zeromq included) loaded, holding its lifeline, idle (no timer, no
-// CPU) until the pool hands it a launch over its IPC channel. Then it takes the launch's environment
-// as its own, whole (so it sees exactly what a freshly spawned worker would), closes the channel,
-// and runs as any worker does (worker-main.ts). It is never given a second launch.
+// CPU) until the pool writes to its IPC channel. The pool may first have it replay the session's
+// cells (pre-replay.ts), then hands it a launch: it takes the launch's environment as its own (so it
+// sees exactly what a freshly spawned worker would), closes the channel, and runs as any worker does
+// (worker-main.ts), skipping the cells it replayed. It is never given a second launch.
 import path from "path";
-import { WARM_TITLE, type WarmAssignment } from "../contract";
+import { traceMark, WARM_TITLE, type WarmAssignment, type WarmPrepare, type WarmReport } from "../contract";
 import { adoptLifeline, holdLifeline, main } from "./worker-main";
+import { PreReplay } from "./pre-replay";
 
-function takeEnvironment(env: Record<string, string>): void {
-  for (const key of Object.keys(process.env)) if (!(key in env)) delete process.env[key];
-  Object.assign(process.env, env);
+type PoolMessage = WarmAssignment | WarmPrepare;
+
+/** Reports to the pool; a spoiled worker exits once the report is sent. */
+function report(r: WarmReport): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!process.connected) return resolve();
+    process.send!(r, undefined, {}, () => resolve());
+  }).then(() => {
+    if (r.type === "tslaunch-spoiled") process.exit(0);
+  });
 }
 
-function waitForAssignment(): Promise<WarmAssignment> {
-  return new Promise((resolve) => {
-    const onMessage = (m: unknown) => {
-      if ((m as WarmAssignment)?.type !== "tslaunch-assignment") return;
-      process.off("message", onMessage);
-      resolve(m as WarmAssignment);
+/** Output of pre-replayed cells is dropped, as a fresh worker drops its replay's output (worker-main). */
+function silenceOutput(): () => void {
+  const writes = [process.stdout.write, process.stderr.write];
+  for (const stream of [process.stdout, process.stderr]) {
+    (stream as unknown as { write: unknown }).write = (_chunk: unknown, encoding?: unknown, cb?: unknown) => {
+      const callback = typeof encoding === "function" ? encoding : cb;
+      if (typeof callback === "function") process.nextTick(callback as () => void);
+      return true;
     };
-    process.on("message", onMessage);
-    // The pool (the kernel) is gone: nothing will come; the lifeline ends this process too.
-    process.once("disconnect", () => process.exit(0));
-  });
+  }
+  return () => {
+    process.stdout.write = writes[0];
+    process.stderr.write = writes[1];
+  };
 }
 
 async function warmStart(): Promise<void> {
   process.title = WARM_TITLE;
   adoptLifeline(holdLifeline(null));
-  const assignment = await waitForAssignment();
+  const preReplay = new PreReplay();
+  const unsilence = silenceOutput();
+  // A replayed cell's timer or promise that fails later: this worker no longer matches a fresh one.
+  const late = (err: unknown) => void report(preReplay.spoilLate(`a replayed cell failed later: ${(err as Error)?.message ?? err}`));
+  process.on("uncaughtException", late);
+  process.on("unhandledRejection", late);
+  // The pool (the kernel) is gone: nothing will come; the lifeline ends this process too.
+  process.once("disconnect", () => process.exit(0));
+
+  // Messages are handled one at a time, in order: an assignment waits for the replay before it.
+  const assignment = await new Promise<WarmAssignment>((resolve) => {
+    let chain = Promise.resolve();
+    const onMessage = (m: PoolMessage) => {
+      if (m?.type === "tslaunch-prepare") chain = chain.then(() => preReplay.prepare(m).then(report));
+      else if (m?.type === "tslaunch-assignment") {
+        process.off("message", onMessage);
+        void chain.then(() => resolve(m));
+      }
+    };
+    process.on("message", onMessage);
+  });
+  traceMark("worker: assigned");
   process.removeAllListeners("disconnect");
-  takeEnvironment(assignment.env);
+  process.off("uncaughtException", late);
+  process.off("unhandledRejection", late);
+  unsilence();
+  if (assignment.replayed !== preReplay.replayed) {
+    process.stderr.write(`tslaunch: internal error: this warm worker replayed ${preReplay.replayed} cells, its launch expected ${assignment.replayed}\n`);
+    process.exit(1);
+  }
+  preReplay.applyLaunchEnvironment(assignment.env);
   process.chdir(assignment.cwd);
   process.title = assignment.title;
   // What a freshly spawned worker's argv says: node [execArgv...] worker-main.js.
@@ -38,7 +78,8 @@ async function warmStart(): Promise<void> {
   process.disconnect?.();
   // A freshly spawned worker has no IPC channel: nothing of it stays visible to user code.
   for (const name of ["send", "disconnect", "channel", "connected"] as const) delete (process as unknown as Record<string, unknown>)[name];
-  await main();
+  const runtime = preReplay.cellRuntime;
+  await main(runtime ? { runtime, replayed: preReplay.replayed } : undefined);
 }
 
 void warmStart();

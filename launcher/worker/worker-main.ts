@@ -5,10 +5,10 @@ import { writeSync } from "fs";
 import { Worker } from "worker_threads";
 import path from "path";
 import { StringDecoder } from "string_decoder";
-import { ENV, PRIOR_OUTCOMES, readPayload, REPLAYING, type ErrorPayload, type LaunchKeys } from "../contract";
+import { ENV, PRIOR_OUTCOMES, readPayload, REPLAYING, traceMark, type ErrorPayload, type LaunchKeys } from "../contract";
 import { WorkerChannel } from "../channel";
 import { setDisplaySink } from "./worker-display";
-import { createCellRuntime, runCell } from "./replay";
+import { createCellRuntime, runCell, type CellRuntime } from "./replay";
 import { deserialize, serialize } from "v8";
 import { attachWorkerChannel, closeCollectives, pendingCollectives, setCollectiveKey } from "./collectives-api";
 import { resolveOwnPackage } from "./own-package";
@@ -132,12 +132,20 @@ function errorPayload(err: unknown, phase: ErrorPayload["phase"], cell?: number)
 }
 
 /** Runs this worker's rank: the environment (process.env) already says which launch and rank. */
-export async function main(): Promise<void> {
+/** A warm worker's pre-replayed session: the runtime its cells ran in, and how many ran. */
+export interface PreReplayed {
+  runtime: CellRuntime;
+  replayed: number;
+}
+
+export async function main(preReplayed?: PreReplayed): Promise<void> {
   resolveOwnPackage();
   const lifeline = adoptedLifeline ?? holdLifeline(null);
   lifeline.setLaunch(path.dirname(process.env[ENV.payload]!), process.env[ENV.segmentPrefix]);
   const rank = Number(process.env.RANK);
+  traceMark("worker: main");
   const keys = await lifeline.keys();
+  traceMark("worker: keys");
   const channel = new WorkerChannel(process.env[ENV.endpoint]!, Buffer.from(keys.channel, "hex"), `rank${rank}-pid${process.pid}`);
   setCollectiveKey(Buffer.from(keys.collectives, "hex"));
   channel.send({ type: "hello", rank, pid: process.pid });
@@ -171,8 +179,10 @@ export async function main(): Promise<void> {
   let finishing: Promise<void> | null = null;
   const reallyExit = process.exit.bind(process);
   const finish = () => (finishing ??= (async () => {
+    traceMark("worker: finishing");
     await closeCollectives().catch(() => {}); // its shared memory and sockets must not outlive the rank
     await channel.finish();
+    traceMark("worker: acked, exiting");
     reallyExit(exitCode || Number(process.exitCode ?? 0));
   })());
   // The user's process.exit(code) must not drop output still queued for the agent.
@@ -188,12 +198,14 @@ export async function main(): Promise<void> {
     void fail(errorPayload(err, "body")).then(finish);
   });
 
+  traceMark("worker: hello sent");
   const payload = readPayload(process.env[ENV.payload]!);
-  const runtime = createCellRuntime(payload);
+  traceMark("worker: payload read");
+  const runtime = preReplayed?.runtime ?? createCellRuntime(payload);
   setDisplaySink(() => {});
   if (payload.priorOutcomesV8) (globalThis as Record<symbol, unknown>)[PRIOR_OUTCOMES] = deserialize(Buffer.from(payload.priorOutcomesV8, "base64"));
   (globalThis as Record<symbol, unknown>)[REPLAYING] = true;
-  for (const cell of payload.replay) {
+  for (const cell of payload.replay.slice(preReplayed?.replayed ?? 0)) {
     try {
       await runCell(runtime, cell, false);
     } catch (err) {
@@ -203,6 +215,7 @@ export async function main(): Promise<void> {
   }
   (globalThis as Record<symbol, unknown>)[REPLAYING] = false;
   channel.send({ type: "body" });
+  traceMark("worker: replayed");
   const baseline = await resourceBaseline(() => channel.flushStreams());
   silent = false;
   setDisplaySink((display, update) => channel.send({ type: "display", update, display }));
@@ -223,6 +236,7 @@ export async function main(): Promise<void> {
   }
   // A cell body or script ends as a Node script does: when nothing is left to run (timers, sockets,
   // pending I/O). A launched function ends when it returns, as a multiprocessing target does.
+  traceMark("worker: body returned");
   if (payload.argsV8 === undefined) await untilEventLoopIdle(baseline, () => channel.flushStreams());
   return finish();
 }

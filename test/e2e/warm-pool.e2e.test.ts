@@ -36,6 +36,13 @@ async function waitForWarm(kernelPid: number, count: number, timeoutMs = 10_000)
   }
 }
 
+/** Warm workers once they have had time to start and replay the session ahead (and replace any that stopped). */
+async function settledWarm(kernelPid: number, count: number): Promise<number[]> {
+  await waitForWarm(kernelPid, count);
+  await sleep(2500);
+  return waitForWarm(kernelPid, count);
+}
+
 /** Everything a body can see of its world, with the per-launch values (folder paths, keys) masked. */
 const INSPECT = `%%launch -n 2
 const perLaunch = /^TSLAUNCH_(AGENT_ENDPOINT|PAYLOAD|SEGMENT_PREFIX|COLLECTIVE_KEY)$/;
@@ -117,6 +124,89 @@ describe('the warm pool', () => {
       });
       expect(fds.filter((f) => /^\/dev\/(nvidia|dri|kfd|accel|neuron)/.test(f))).toEqual([]);
     }
+  }, 120_000);
+
+  it('pre-replay: warm workers replay the session before the launch, which then only runs its body', async () => {
+    const { kernel, pid } = await newKernel();
+    expect((await runCell(kernel, 'const replayedAt = Date.now();\nconst replayedBy = process.pid;')).reply.content.status).toBe('ok');
+    const first = await runCell(kernel, '%%launch -n 2\nconsole.log("first")', { timeoutMs: 60_000 });
+    expect(first.reply.content.status, first.stderr + JSON.stringify(first.reply.content)).toBe('ok');
+    const warm = await settledWarm(pid, 2);
+    const submitted = Date.now();
+    const r = await runCell(kernel, `%%launch -n 2\nconsole.log(JSON.stringify({ pid: process.pid, replayedBy: replayedBy, ahead: replayedAt < ${submitted} }));`, { timeoutMs: 60_000 });
+    expect(r.reply.content.status, r.stderr + JSON.stringify(r.reply.content)).toBe('ok');
+    const { byRank } = linesByRank(r.stdout);
+    for (const rank of [0, 1]) {
+      const seen = JSON.parse(byRank.get(rank)![0]);
+      expect(warm).toContain(seen.pid);
+      expect(seen).toEqual({ pid: seen.pid, replayedBy: seen.pid, ahead: true });
+    }
+  }, 120_000);
+
+  it('pre-replay stops before a cell that reads a rank variable: that cell runs after the rank is given, in a warm worker', async () => {
+    const { kernel, pid } = await newKernel();
+    for (const cell of ['const before = 1;', 'const myRank = process.env.RANK;\nconst myWorld = process.env["WORLD_SIZE"];', 'const after = myRank + "/" + myWorld;']) {
+      expect((await runCell(kernel, cell)).reply.content.status).toBe('ok');
+    }
+    expect((await runCell(kernel, '%%launch -n 2\nconsole.log("first")', { timeoutMs: 60_000 })).reply.content.status).toBe('ok');
+    const warm = await settledWarm(pid, 2);
+    const r = await runCell(kernel, '%%launch -n 2\nconsole.log(process.pid + " " + after + " " + before);', { timeoutMs: 60_000 });
+    expect(r.reply.content.status, r.stderr).toBe('ok');
+    const { byRank } = linesByRank(r.stdout);
+    for (const rank of [0, 1]) {
+      const [p, seen, before] = byRank.get(rank)![0].split(' ');
+      expect(warm).toContain(Number(p));
+      expect(`${seen} ${before}`).toBe(`${rank}/2 1`);
+    }
+  }, 120_000);
+
+  const offending = {
+    'loads a native library': `const koffi = require(${JSON.stringify(require.resolve('koffi'))});\nconst getpid = koffi.load("libc.so.6").func("int getpid()");\nconst ran = String(getpid() === process.pid);`,
+    'starts a process': 'const ran = require("child_process").execSync("echo from-a-shell").toString().trim();',
+    // Any native addon tslaunch itself does not load (rollup's comes with the test tools).
+    'loads a native addon': `const ran = String(typeof require(${JSON.stringify(require.resolve('@rollup/rollup-linux-x64-gnu'))}).parse === "function");`,
+  };
+  for (const [what, cell] of Object.entries(offending)) {
+    it(`pre-replay stops before a cell that ${what}: earlier cells are replayed ahead, that one after the rank is given`, async () => {
+      const { kernel, pid } = await newKernel();
+      const cells = ['const plainAt = Date.now();', `${cell}\nconst offendingAt = Date.now();`];
+      for (const c of cells) expect((await runCell(kernel, c)).reply.content.status).toBe('ok');
+      expect((await runCell(kernel, '%%launch -n 2\nconsole.log("first")', { timeoutMs: 60_000 })).reply.content.status).toBe('ok');
+      const warm = await settledWarm(pid, 2);
+      const submitted = Date.now();
+      const r = await runCell(kernel, `%%launch -n 2\nconsole.log([process.pid, plainAt < ${submitted}, offendingAt > ${submitted}, ran].join(" "));`, { timeoutMs: 60_000 });
+      expect(r.reply.content.status, r.stderr).toBe('ok');
+      const { byRank } = linesByRank(r.stdout);
+      for (const rank of [0, 1]) {
+        const [p, ...rest] = byRank.get(rank)![0].split(' ');
+        expect(warm).toContain(Number(p));
+        expect(rest.join(' ')).toBe(`true true ${what === 'starts a process' ? 'from-a-shell' : 'true'}`);
+      }
+    }, 120_000);
+  }
+
+  it('pre-replayed and fresh workers agree when cells read and write the environment, and when it changes', async () => {
+    const { kernel, pid } = await newKernel();
+    const show = '%%launch -n 2\nconsole.log([process.pid, process.env.TSL_COUNTER, mode, process.env.TSL_MODE ?? "-"].join(" "));';
+    for (const cell of ['process.env.TSL_COUNTER = String(Number(process.env.TSL_COUNTER ?? 0) + 1);', 'const mode = process.env.TSL_MODE ?? "unset";']) {
+      expect((await runCell(kernel, cell)).reply.content.status).toBe('ok');
+    }
+    const seen = async (expectWarm: number[] | null) => {
+      const r = await runCell(kernel, show, { timeoutMs: 60_000 });
+      expect(r.reply.content.status, r.stderr).toBe('ok');
+      const { byRank } = linesByRank(r.stdout);
+      return [0, 1].map((rank) => {
+        const [p, ...rest] = byRank.get(rank)![0].split(' ');
+        if (expectWarm) expect(expectWarm).toContain(Number(p));
+        return rest.join(' ');
+      });
+    };
+    // The kernel ran the counter cell once (1); every worker replays it once more (2).
+    expect(await seen(null)).toEqual(['2 unset -', '2 unset -']);
+    expect(await seen(await settledWarm(pid, 2))).toEqual(['2 unset -', '2 unset -']);
+    // A variable an earlier cell read changes: workers that replayed it with the old value are replaced.
+    expect((await runCell(kernel, 'process.env.TSL_MODE = "b";')).reply.content.status).toBe('ok');
+    expect(await seen(await settledWarm(pid, 2))).toEqual(['2 b b', '2 b b']);
   }, 120_000);
 
   for (const how of ['shutdown', 'restart', 'SIGKILL'] as const) {
