@@ -114,6 +114,12 @@ export class Session {
    * it. `firstLine` is the body's first line in the cell (2 under a `%%launch` line).
    */
   compile(body: string, executionCount: number, firstLine: number): RecordedCell {
+    // A launch cell run again with nothing run in between compiles to the same code: reuse it
+    // (type-checking even `1` costs ~5 ms). Not when it imports local modules, which may have changed on disk.
+    const cached = this.lastCompiled;
+    if (cached && cached.body === body && cached.declarations === this.declarations && cached.firstLine === firstLine) {
+      return { ...cached.cell, executionCount };
+    }
     const converted = this.converter.convert(this.declarations, body);
     if (converted.diagnostics.length > 0) {
       throw new CompileError(
@@ -123,14 +129,19 @@ export class Session {
     }
     for (const side of converted.sideOutputs ?? []) this.sideOutputs.set(side.path, side.data);
     const js = converted.output ?? "";
-    return {
+    const cell: RecordedCell = {
       executionCount,
       js,
       async: Boolean(converted.hasToplevelAwait),
       lastExpressionVar: converted.lastExpressionVar,
       jsLineToCellLine: alignLines(js, body, firstLine),
     };
+    this.lastCompiled = (converted.sideOutputs ?? []).length === 0 ? { body, declarations: this.declarations, firstLine, cell } : null;
+    return cell;
   }
+
+  /** The last launch body compiled (see compile()). */
+  private lastCompiled: { body: string; declarations: string; firstLine: number; cell: RecordedCell } | null = null;
 
   /**
    * For a function defined in the running cell: the cell line of each line of its compiled source
