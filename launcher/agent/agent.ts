@@ -10,12 +10,12 @@ import os from "os";
 import path from "path";
 import { channelEndpoint, createLaunchDir, LogChannel, type LaunchDir } from "../channel";
 import {
-  describeFailure, traceMark, writePayload, LaunchSetupError, RendezvousError,
+  describeFailure, traceMark, usesEtcd, writePayload, LaunchSetupError, RendezvousError,
   type ExchangeScope, type GroupEvent, type LaunchEvent, type LaunchOutcome, type LaunchPayload, type LaunchState, type NodeMessage, type WorkerState, type RankFailure, type RunResult, type WorkerSpec, type World,
 } from "../contract";
 import { createStackMapper, decodeResult, formWorld, REMOTE_REPORT_MS, STOP_GRACE_MS, WorkerGroup } from "../group";
 import { RankLogs } from "./rank-logs";
-import { RendezvousStore, rdzvSeconds, secretFrom, storeAddress, type JoinedNode } from "../rendezvous";
+import { EtcdDirectory, etcdEndpoints, localAddressToward, RendezvousStore, rdzvSeconds, secretFrom, storeAddress, type JoinedNode } from "../rendezvous";
 
 /** True when nothing listens on host:port (so MASTER_PORT can be handed to the workers). */
 function portIsFree(host: string, port: number): Promise<boolean> {
@@ -42,6 +42,8 @@ export class Launch {
   private dir?: LaunchDir;
   private channel?: LogChannel;
   private store?: RendezvousStore;
+  /** The etcd rendezvous (--rdzv_backend etcd): where this launch is announced, and who left. */
+  private etcd?: EtcdDirectory;
   private group?: WorkerGroup;
   private state: LaunchState = "starting";
   /** Set by interrupt()/stop(), or when Jupyter's SIGINT reached the workers. */
@@ -178,6 +180,7 @@ export class Launch {
         await this.store.flushed();
         this.store.close();
       }
+      await this.etcd?.close(true);
       this.channel?.close();
       this.logs.close();
       this.dir?.remove();
@@ -204,14 +207,34 @@ export class Launch {
     this.dataSecret = secret;
     this.masterPort = Number(o.usePort);
     this.store = new RendezvousStore(secret, o, { onNodeMessage: (_node, m, b) => this.onNodeMessage(m, b) });
-    const { host, port, flag } = storeAddress(o);
-    await this.store.bind(host, port, flag);
-    this.onEvent({ type: "notice", text: `waiting for ${o.numNodes - 1} more node(s) to join at ${host}:${port} (${o.rdzvBackend} rendezvous, rdzv_id ${o.rdzvId})` });
+    if (usesEtcd(o)) {
+      // etcd says where this node's control store is; the store itself listens on a free port of
+      // the address the other nodes reach this one by (the route toward etcd).
+      const etcd = (this.etcd = new EtcdDirectory(o));
+      const host = await localAddressToward(etcdEndpoints(o).hosts[0].replace(/^https?:\/\/\[?|\]?:\d+$/g, ""));
+      const port = await freePort(host);
+      await this.store.bind(host, port, "--rdzv_endpoint");
+      await etcd.publishStore({ host, port, launchId: this.launchId });
+      await etcd.watchNodes((nodeId) => this.onNodeLeft(nodeId));
+      this.onEvent({ type: "notice", text: `waiting for ${o.numNodes - 1} more node(s) to join through etcd at ${etcd.endpoints} (rdzv_id ${o.rdzvId}); this node's control store is at ${host}:${port}` });
+    } else {
+      const { host, port, flag } = storeAddress(o);
+      await this.store.bind(host, port, flag);
+      this.onEvent({ type: "notice", text: `waiting for ${o.numNodes - 1} more node(s) to join at ${host}:${port} (${o.rdzvBackend} rendezvous, rdzv_id ${o.rdzvId})` });
+    }
     this.joined = await this.store.gather(rdzvSeconds(o, "join_timeout", 600) * 1000, () => this.stopRequested !== null);
     const world = this.formWorld(1);
     this.store.welcome(world, this.spec.payload, this.spec.env ?? {});
     const nodes = this.joined.map((n) => `node ${n.nodeRank} (${n.host}, ${n.numProcesses} process${n.numProcesses > 1 ? "es" : ""})`);
     this.onEvent({ type: "notice", text: `${o.numNodes} nodes joined, world size ${world.worldSize}: node 0 (${os.hostname()}, ${this.spec.numProcesses}), ${nodes.join(", ")}` });
+  }
+
+  /** etcd saw a joined node's key go (it ended, or its lease expired: it died or lost the network). */
+  private onNodeLeft(nodeId: string): void {
+    const node = this.joined.find((n) => n.id === nodeId);
+    if (!node || node.left) return;
+    node.left = true;
+    this.wake?.();
   }
 
   private formWorld(attempt: number): World {
@@ -262,12 +285,15 @@ export class Launch {
       this.wake = null;
       if (group.interruptedBySignal) this.stopRequested ??= "interrupted";
       const now = performance.now();
-      const lost = remotes.find((n) => !n.outcome && now - n.lastSeen > silentLimitMs);
-      if (lost) this.onEvent({ type: "notice", text: `node ${lost.nodeRank} (${lost.host}) stopped answering; treating its ranks as failed.` });
+      const lost = remotes.find((n) => n.outcome?.attempt !== attempt && (n.left || now - n.lastSeen > silentLimitMs));
+      if (lost) {
+        const how = lost.left ? `left the etcd rendezvous (its lease ended: the agent died or lost the network)` : `stopped answering`;
+        this.onEvent({ type: "notice", text: `node ${lost.nodeRank} (${lost.host}) ${how}; treating its ranks as failed.` });
+      }
       const remoteFailed = lost || remotes.some((n) => n.outcome?.attempt === attempt && n.outcome.outcome === "failed");
       if (this.stopRequested || group.anyFailed || remoteFailed) {
         this.tellPeersOfFailure(lost);
-        if (lost) lost.outcome = { attempt, outcome: "failed", receivedAt: now, failures: [{ rank: lost.rankOffset, nodeRank: lost.nodeRank, exitCode: null, signal: null, error: { ename: "NodeLost", evalue: `node ${lost.nodeRank} stopped answering`, stack: "", phase: "body" } }] };
+        if (lost) lost.outcome = { attempt, outcome: "failed", receivedAt: now, failures: [{ rank: lost.rankOffset, nodeRank: lost.nodeRank, exitCode: null, signal: null, error: { ename: "NodeLost", evalue: `node ${lost.nodeRank} (${lost.host}) ${lost.left ? "left the rendezvous (etcd lease ended)" : "stopped answering"}`, stack: "", phase: "body" } }] };
         this.setState("stopping");
         await this.stopWorld(attempt);
         return this.stopRequested ?? "failed";

@@ -2,15 +2,14 @@
 // --num_nodes > 1), runs this node's workers for every attempt, and streams their output, states,
 // results and barriers back over ZeroMQ. It serves one launch after another until stopped.
 import { curveKeyPair, Dealer } from "zeromq";
-import dgram from "dgram";
 import { randomBytes } from "crypto";
 import { existsSync } from "fs";
 import os from "os";
 import path from "path";
 import { channelEndpoint, createLaunchDir, LogChannel, SendQueue, type LaunchDir } from "../channel";
-import { curveKeysFromSecret, SealedLink, writePayload, type LaunchOptions, type NodeMessage, type StoreMessage, type World } from "../contract";
+import { curveKeysFromSecret, SealedLink, usesEtcd, writePayload, type LaunchOptions, type NodeMessage, type StoreMessage, type World } from "../contract";
 import { createStackMapper, WorkerGroup } from "../group";
-import { STORE_CURVE_PURPOSE, storeAddress } from "../rendezvous";
+import { EtcdDirectory, etcdEndpoints, localAddressToward, rdzvSeconds, STORE_CURVE_PURPOSE, storeAddress } from "../rendezvous";
 
 export interface NodeAgentSpec {
   /** How to reach the store: the same flags node 0 was given. */
@@ -35,6 +34,7 @@ const LINGER_MS = 1000;
 export class NodeAgent {
   private stopped = false;
   private socket?: Dealer;
+  private etcd?: EtcdDirectory;
   private current?: { dir: LaunchDir; channel: LogChannel; group?: WorkerGroup };
 
   /** This node's address as node 0 sees it: the ranks' data plane listens there. */
@@ -47,6 +47,7 @@ export class NodeAgent {
     this.current?.group?.killSync();
     this.current?.dir.remove();
     this.socket?.close();
+    void this.etcd?.close(false);
   }
 
   /** Serves launches until stopped (or after one with `once`). Resolves with the last outcome. */
@@ -61,9 +62,27 @@ export class NodeAgent {
 
   private async serveOne(): Promise<string> {
     const { options, secret, log } = this.spec;
-    const { host, port } = storeAddress(options);
-    this.dataHost = await localAddressToward(host);
     const nodeId = `node-${randomBytes(6).toString("hex")}`;
+    let host: string;
+    let port: number;
+    /** etcd: this node's rank in join order, unless --node_rank gave one (node 0 is the launching node). */
+    let etcdRank: number | null = null;
+    const etcd = usesEtcd(options) ? (this.etcd = new EtcdDirectory(options)) : undefined;
+    if (etcd) {
+      try {
+        this.dataHost = await localAddressToward(etcdEndpoints(options).hosts[0].replace(/^https?:\/\/\[?|\]?:\d+$/g, ""));
+        await etcd.register(nodeId, { host: os.hostname(), numProcesses: this.spec.numProcesses });
+        log(`registered with etcd at ${etcd.endpoints} (rdzv_id ${options.rdzvId}); waiting for the launch`);
+        ({ host, port } = await etcd.waitForStore(rdzvSeconds(options, "join_timeout", 600) * 1000, () => this.stopped));
+        etcdRank = options.nodeRank >= 1 ? options.nodeRank : await etcd.joinOrder(nodeId);
+      } catch (err) {
+        await etcd.close(false);
+        throw err;
+      }
+    } else {
+      ({ host, port } = storeAddress(options));
+      this.dataHost = await localAddressToward(host);
+    }
     const mine = curveKeyPair();
     const socket = new Dealer({
       routingId: nodeId, linger: LINGER_MS, sendHighWaterMark: 0, receiveHighWaterMark: 0,
@@ -104,7 +123,7 @@ export class NodeAgent {
         if (decoded.message.type === "challenge") {
           if (welcomed) continue;
           nonce = decoded.message.nonce;
-          send({ type: "join", rdzvId: options.rdzvId, nodeRank: options.rdzvBackend === "static" ? options.nodeRank : null, numProcesses: this.spec.numProcesses, host: os.hostname() });
+          send({ type: "join", rdzvId: options.rdzvId, nodeRank: options.rdzvBackend === "static" ? options.nodeRank : etcdRank, numProcesses: this.spec.numProcesses, host: os.hostname() });
           continue;
         }
         if (decoded.message.type === "refused") {
@@ -116,6 +135,8 @@ export class NodeAgent {
           // E.g. the previous launch's store, still closing: keep joining until the next one is up.
           if (refused.reason !== lastRefusal) log(`not admitted yet (${refused.reason}); retrying`);
           lastRefusal = refused.reason;
+          // A node registered before this one may have gone: the join order is read again.
+          if (etcd && options.nodeRank < 1) void etcd.joinOrder(nodeId).then((r) => (etcdRank = r), () => undefined);
           continue;
         }
         const m = decoded.message;
@@ -153,6 +174,8 @@ export class NodeAgent {
       this.current?.dir.remove();
       this.current = undefined;
       socket.close();
+      await etcd?.close(false);
+      this.etcd = undefined;
     }
   }
 
@@ -193,22 +216,6 @@ export class NodeAgent {
     current.group = group;
     group.start();
   }
-}
-
-/**
- * The address of this machine's interface that routes to `host` (a connected UDP socket sends
- * nothing; it only asks the kernel for the route). Falls back to loopback for a loopback store.
- */
-function localAddressToward(host: string): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
-    const done = (address: string) => {
-      socket.close();
-      resolve(address);
-    };
-    socket.once("error", () => done("127.0.0.1"));
-    socket.connect(9, host, () => done(socket.address().address));
-  });
 }
 
 /**

@@ -69,7 +69,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     const { parsed, extra } = parseLaunchArgv(argv, "cli", { secret: { type: "string" }, once: { type: "boolean" } });
     if (parsed.help) {
       process.stdout.write(
-        "Usage: tslaunch agent --num_nodes N (--node_rank R --master_addr HOST --use_port PORT | --rdzv_backend c10d --rdzv_endpoint HOST:PORT) " +
+        "Usage: tslaunch agent --num_nodes N (--node_rank R --master_addr HOST --use_port PORT | --rdzv_backend c10d --rdzv_endpoint HOST:PORT | --rdzv_backend etcd --rdzv_endpoint HOST:PORT[,HOST:PORT]) " +
           "[--num_processes P] [--rdzv_id ID] [--secret S | TSLAUNCH_SECRET] [--once]\n" +
           "Joins a launch hosted by node 0 (a %%launch cell or tslaunch run with the same --num_nodes), runs this node's workers, streams their output back.\n",
       );

@@ -11,7 +11,7 @@ import { OptionError } from "./errors";
 export type Surface = "magic" | "api" | "cli";
 
 export const MIXED_PRECISIONS = ["no", "fp16", "bf16", "fp8"] as const;
-export const RDZV_BACKENDS = ["static", "c10d"] as const;
+export const RDZV_BACKENDS = ["static", "c10d", "etcd", "etcd-v2"] as const;
 export type MixedPrecision = (typeof MIXED_PRECISIONS)[number];
 export type RdzvBackend = (typeof RDZV_BACKENDS)[number];
 
@@ -195,7 +195,7 @@ function text(value: unknown, spec: OptionSpec): string {
 export function parseRdzvConf(value: unknown, spec: OptionSpec): Record<string, string> {
   const conf = readRdzvConf(value, spec);
   // Checked where it is given (every node parses its own flags), not when a node first needs it.
-  for (const key of ["join_timeout", "last_call_timeout", "timeout"]) {
+  for (const key of ["join_timeout", "last_call_timeout", "timeout", "lease_ttl"]) {
     const raw = conf[key];
     if (raw !== undefined && !(Number(raw) > 0)) fail(spec, value, `key=value pairs where ${key} is a number of seconds greater than 0`);
   }
@@ -519,4 +519,9 @@ export function allFlagSpellings(): { flag: string; spec: OptionSpec }[] {
     { flag: `--${spec.flag}`, spec },
     ...(spec.short ? [{ flag: `-${spec.short}`, spec }] : []),
   ]);
+}
+
+/** torchrun's etcd backends (`etcd`, `etcd-v2`): both are the etcd v3 rendezvous here (launcher/rendezvous/etcd.ts). */
+export function usesEtcd(o: Pick<LaunchOptions, "rdzvBackend">): boolean {
+  return o.rdzvBackend === "etcd" || o.rdzvBackend === "etcd-v2";
 }

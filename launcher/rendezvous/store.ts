@@ -11,7 +11,7 @@
 import { randomBytes } from "crypto";
 import { readFileSync } from "fs";
 import { Router } from "zeromq";
-import { curveKeysFromSecret, RendezvousError, SealedLink, type LaunchOptions, type LaunchPayload, type NodeMessage, type RankFailure, type StoreMessage, type World } from "../contract";
+import { curveKeysFromSecret, RendezvousError, usesEtcd, SealedLink, type LaunchOptions, type LaunchPayload, type NodeMessage, type RankFailure, type StoreMessage, type World } from "../contract";
 import { SendQueue } from "../channel";
 
 export const DEFAULT_C10D_PORT = 29400;
@@ -70,6 +70,8 @@ export interface JoinedNode {
   rankOffset: number;
   host: string;
   lastSeen: number;
+  /** etcd saw its key go (--rdzv_backend etcd): it is treated as failed at once. */
+  left?: boolean;
   /** The node's report for the current attempt, once its group ended. */
   outcome?: { attempt: number; outcome: "succeeded" | "failed" | "stopped"; failures: RankFailure[]; receivedAt: number };
 }
@@ -181,9 +183,13 @@ export class RendezvousStore {
     if (this.nodes.size >= this.o.numNodes - 1) return refuse(`the launch already has its ${this.o.numNodes} nodes`);
     const taken = new Set([0, ...[...this.nodes.values()].map((n) => n.nodeRank)]);
     let nodeRank: number;
-    if (this.o.rdzvBackend === "static") {
+    if (this.o.rdzvBackend === "static" || (usesEtcd(this.o) && m.nodeRank !== null)) {
       if (m.nodeRank === null || m.nodeRank < 1 || m.nodeRank >= this.o.numNodes || taken.has(m.nodeRank)) {
-        return refuse(`node_rank ${m.nodeRank} is not free: static rendezvous needs a distinct --node_rank from 1 to ${this.o.numNodes - 1} on each joining node`);
+        return refuse(
+          usesEtcd(this.o)
+            ? `node_rank ${m.nodeRank} is not free (etcd join order, or --node_rank): node ranks go from 1 to ${this.o.numNodes - 1}`
+            : `node_rank ${m.nodeRank} is not free: static rendezvous needs a distinct --node_rank from 1 to ${this.o.numNodes - 1} on each joining node`,
+        );
       }
       nodeRank = m.nodeRank;
     } else {
