@@ -293,7 +293,7 @@ export class Launch {
       const remoteFailed = lost || remotes.some((n) => n.outcome?.attempt === attempt && n.outcome.outcome === "failed");
       if (this.stopRequested || group.anyFailed || remoteFailed) {
         this.tellPeersOfFailure(lost);
-        if (lost) lost.outcome = { attempt, outcome: "failed", receivedAt: now, failures: [{ rank: lost.rankOffset, nodeRank: lost.nodeRank, exitCode: null, signal: null, error: { ename: "NodeLost", evalue: `node ${lost.nodeRank} (${lost.host}) ${lost.left ? "left the rendezvous (etcd lease ended)" : "stopped answering"}`, stack: "", phase: "body" } }] };
+        if (lost) lost.outcome = { attempt, outcome: "failed", receivedAt: now, failures: [{ rank: lost.rankOffset, nodeRank: lost.nodeRank, exitCode: null, signal: null, error: { ename: "NodeLost", evalue: `node ${lost.nodeRank} ${lost.left ? `(${lost.host}) left the etcd rendezvous (its lease ended)` : "stopped answering"}`, stack: "", phase: "body" } }] };
         this.setState("stopping");
         await this.stopWorld(attempt);
         return this.stopRequested ?? "failed";

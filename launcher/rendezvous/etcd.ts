@@ -65,6 +65,8 @@ export class EtcdDirectory {
   private lease: Lease | null = null;
   private readonly watchers: Watcher[] = [];
   private closed = false;
+  /** This node published the job's store: the job's keys are its to remove. */
+  private ownsJob = false;
   readonly prefix: string;
   readonly endpoints: string;
   private readonly callTimeoutMs: number;
@@ -131,6 +133,7 @@ export class EtcdDirectory {
     const result = await this.step("publish the store's address", () =>
       this.client.if(key, "Create", "==", 0).then(this.client.put(key).value(JSON.stringify(store)).lease(leaseId)).commit(),
     );
+    this.ownsJob = result.succeeded;
     if (!result.succeeded) {
       throw new RendezvousError(
         `another launch already runs with rdzv_id ${JSON.stringify(this.o.rdzvId)} on etcd ${this.endpoints} (key ${key}). ` +
@@ -178,13 +181,13 @@ export class EtcdDirectory {
     this.watchers.push(watcher);
   }
 
-  /** Ends this node's part: the launching node removes every key of the job; every node revokes its lease. */
+  /** Ends this node's part: the launching node (the one that published the store) removes every key of the job; every node revokes its lease. */
   async close(removeJob: boolean): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const w of this.watchers.splice(0)) await w.cancel().catch(() => undefined);
     const quick = <T>(p: Promise<T>) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
-    if (removeJob) await quick(this.client.delete().prefix(this.prefix).exec());
+    if (removeJob && this.ownsJob) await quick(this.client.delete().prefix(this.prefix).exec());
     if (this.lease) await quick(this.lease.revoke());
     this.client.close();
   }

@@ -208,7 +208,7 @@ export class RendezvousStore {
       if (performance.now() > deadline) {
         throw new RendezvousError(
           `only ${this.nodes.size + 1} of ${this.o.numNodes} nodes joined within join_timeout (${joinTimeoutMs / 1000} s). ` +
-            `Start \`tslaunch agent\` on the other nodes with the same ${this.o.rdzvBackend === "c10d" ? "--rdzv_endpoint" : "--master_addr/--use_port"}, --rdzv_id and secret, or raise --rdzv_conf join_timeout=SECONDS.`,
+            `Start \`tslaunch agent\` on the other nodes with the same ${this.o.rdzvBackend === "static" ? "--master_addr/--use_port" : `--rdzv_backend ${this.o.rdzvBackend} --rdzv_endpoint`}, --rdzv_id and secret, or raise --rdzv_conf join_timeout=SECONDS.`,
         );
       }
       await new Promise<void>((resolve) => {
