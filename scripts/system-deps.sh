@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The Debian packages the test suites drive for real: a Jupyter server, nbconvert/nbclient,
 # jupyter_kernel_test, ipykernel (the reference kernel for the client tests), JupyterLab's server
-# and Chromium for the browser tests. Installs whatever is missing (apt-get, as root or via sudo);
+# Chromium for the browser tests, etcd (the etcd rendezvous) and iproute2 (two hosts in network namespaces). Installs whatever is missing (apt-get, as root or via sudo);
 # fails loudly when it cannot, naming the command to run.
 set -euo pipefail
 PACKAGES=(python3-jupyter-server python3-notebook python3-nbclient jupyter-nbconvert python3-jupyter-kernel-test
-          python3-jupyterlab-server python3-ipykernel jupyter-console chromium)
+          python3-jupyterlab-server python3-ipykernel jupyter-console chromium etcd-server iproute2)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -44,6 +44,8 @@ export class Launch {
   private store?: RendezvousStore;
   /** The etcd rendezvous (--rdzv_backend etcd): where this launch is announced, and who left. */
   private etcd?: EtcdDirectory;
+  /** Across nodes: this node's address as the other nodes reach it (where its store listens); the ranks' data plane listens there too. */
+  private reachableHost?: string;
   private group?: WorkerGroup;
   private state: LaunchState = "starting";
   /** Set by interrupt()/stop(), or when Jupyter's SIGINT reached the workers. */
@@ -214,12 +216,15 @@ export class Launch {
       const host = await localAddressToward(etcdEndpoints(o).hosts[0].replace(/^https?:\/\/\[?|\]?:\d+$/g, ""));
       const port = await freePort(host);
       await this.store.bind(host, port, "--rdzv_endpoint");
+      this.reachableHost = host;
       await etcd.publishStore({ host, port, launchId: this.launchId });
       await etcd.watchNodes((nodeId) => this.onNodeLeft(nodeId));
       this.onEvent({ type: "notice", text: `waiting for ${o.numNodes - 1} more node(s) to join through etcd at ${etcd.endpoints} (rdzv_id ${o.rdzvId}); this node's control store is at ${host}:${port}` });
     } else {
       const { host, port, flag } = storeAddress(o);
       await this.store.bind(host, port, flag);
+      // c10d names node 0 by --rdzv_endpoint, not --master_addr (which may be left at 127.0.0.1).
+      this.reachableHost = host;
       this.onEvent({ type: "notice", text: `waiting for ${o.numNodes - 1} more node(s) to join at ${host}:${port} (${o.rdzvBackend} rendezvous, rdzv_id ${o.rdzvId})` });
     }
     this.joined = await this.store.gather(rdzvSeconds(o, "join_timeout", 600) * 1000, () => this.stopRequested !== null);
@@ -254,7 +259,7 @@ export class Launch {
     this.group = new WorkerGroup(
       {
         options: this.spec.options, world, nodeRank: 0, payloadPath, cwd: this.spec.payload.cwd, env: this.spec.env,
-        dataHost: this.spec.options.numNodes > 1 ? this.spec.options.masterAddr : "127.0.0.1", dataSecret: this.dataSecret,
+        dataHost: this.reachableHost ?? (this.spec.options.numNodes > 1 ? this.spec.options.masterAddr : "127.0.0.1"), dataSecret: this.dataSecret,
         execArgv: this.spec.execArgv, stopGraceMs: this.spec.stopGraceMs, mapStack: this.mapStack, clock: this.clock, prestarted: this.spec.prestarted, payload: this.spec.payload,
       },
       this.channel!,

@@ -54,7 +54,9 @@ describe("%%launch flags", () => {
     expect(() => parseLaunchFlags("--monitor_interval 0")).toThrow(/greater than 0/);
     expect(() => parseLaunchFlags("--max_restarts -1")).toThrow();
     expect(() => parseLaunchFlags("--num_nodes 2 --node_rank 2")).toThrow(/node_rank must be less than --num_nodes/);
-    expect(() => parseLaunchFlags("--rdzv_backend etcd")).toThrow(/one of static, c10d/);
+    expect(() => parseLaunchFlags("--rdzv_backend zookeeper")).toThrow(/one of static, c10d, etcd, etcd-v2/);
+    expect(parseLaunchFlags("--rdzv_backend etcd-v2").options.rdzvBackend).toBe("etcd-v2");
+    expect(() => parseLaunchFlags("--rdzv_conf lease_ttl=0")).toThrow(/lease_ttl is a number of seconds greater than 0/);
     expect(parseLaunchFlags("--rdzv_conf join_timeout=60,last_call_timeout=5").options.rdzvConf).toEqual({ join_timeout: "60", last_call_timeout: "5" });
     expect(() => parseLaunchFlags("--rdzv_conf join_timeout")).toThrow(/key=value/);
   });
