@@ -71,10 +71,10 @@ describe('completion on the %%launch line', () => {
     expect(c.cursor_end).toBe(code.length);
   });
 
-  it('%%launch -n 2 --rdzv_backend <cursor> offers static and c10d', async () => {
+  it('%%launch -n 2 --rdzv_backend <cursor> offers every backend (static, c10d, etcd, etcd-v2)', async () => {
     const code = '%%launch -n 2 --rdzv_backend ';
     const c = await complete(code);
-    expect([...c.matches].sort()).toEqual(['c10d', 'static']);
+    expect([...c.matches].sort()).toEqual(['c10d', 'etcd', 'etcd-v2', 'static']);
     expect(c.cursor_start).toBe(code.length);
     expect(c.cursor_end).toBe(code.length);
   });
@@ -151,10 +151,10 @@ describe('the --flag=value form (which the flag parser accepts: %%launch --mixed
     expect(c.cursor_end).toBe(code.length);
   });
 
-  it('%%launch -n 2 --rdzv_backend=<cursor> offers static and c10d, not the flags', async () => {
+  it('%%launch -n 2 --rdzv_backend=<cursor> offers every backend, not the flags', async () => {
     const code = '%%launch -n 2 --rdzv_backend=';
     const c = await complete(code);
-    expect([...c.matches].sort()).toEqual(['c10d', 'static']);
+    expect([...c.matches].sort()).toEqual(['c10d', 'etcd', 'etcd-v2', 'static']);
     expect(c.cursor_start).toBe(code.length);
   });
 

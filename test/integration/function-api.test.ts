@@ -180,7 +180,7 @@ describe('notebookLauncher from a plain Node script', () => {
       /^monitorInterval must be a number of seconds greater than 0, got 0/,
       /^maxRestarts must be a non-negative integer, got -1/,
       /^rdzvConf must be key=value pairs separated by commas/,
-      /^rdzvBackend must be one of static, c10d, got "etcd"/,
+      /^rdzvBackend must be one of static, c10d, etcd, etcd-v2, got "zookeeper"/,
       /unknown option "bogusOption"\. Accepted: numProcesses, mixedPrecision/,
     ];
     expect(outcomes).toHaveLength(expected.length);
