@@ -1,7 +1,7 @@
 // `npm run bench [-- options]`: our figures beside the anchor benchmarks (../shared/anchors), measured
 // in the same run, as ratios. Prints markdown tables and writes bench/results/<stamp>.json.
 //
-//   --only latency|logs|cell|guard|collectives  one section (repeatable, or comma-separated); default: all
+//   --only latency|logs|cell|guard|collectives|rendezvous  one section (repeatable, or comma-separated); default: all
 //   --coll-rounds N            ours/gloo alternations per world size (collectives; default 2, quick 1)
 //   --reps N                   warm launches per N (latency) and interleaved rounds (logs); default 7 / 5 (quick 5 / 3)
 //   --quick                    a short run: N = 1, 4; 10 000 lines; fewer reps
@@ -38,9 +38,10 @@ import { guardTables, runGuard } from "./guard";
 import { collectivesTable, runCollectivesBench } from "./collectives";
 import { breakdownTable, runBreakdown } from "./breakdown";
 import { runScriptLatency, scriptLatencyTable } from "./script-latency";
+import { rendezvousTable, runRendezvous } from "./rendezvous";
 
-type Section = "latency" | "logs" | "cell" | "guard" | "collectives";
-const SECTIONS: Section[] = ["latency", "logs", "cell", "guard", "collectives"];
+type Section = "latency" | "logs" | "cell" | "guard" | "collectives" | "rendezvous";
+const SECTIONS: Section[] = ["latency", "logs", "cell", "guard", "collectives", "rendezvous"];
 
 interface Options {
   only: Section[];
@@ -60,7 +61,7 @@ interface Options {
 function usage(message?: string): never {
   if (message) console.error(`bench: ${message}`);
   console.error(
-    "usage: npm run bench -- [--quick] [--only latency|logs|cell|guard|collectives] [--coll-rounds N] [--reps N] [--ns 1,2,4,8] [--lines L] [--log-ranks N] [--cell-reps N] [--ipp-calls N] [--anchors DIR] [--out FILE] [--kernel-env KEY=VALUE]...",
+    "usage: npm run bench -- [--quick] [--only latency|logs|cell|guard|collectives|rendezvous] [--coll-rounds N] [--reps N] [--ns 1,2,4,8] [--lines L] [--log-ranks N] [--cell-reps N] [--ipp-calls N] [--anchors DIR] [--out FILE] [--kernel-env KEY=VALUE]...",
   );
   process.exit(message ? 2 : 0);
 }
@@ -295,6 +296,14 @@ async function main(): Promise<void> {
         return row && !("error" in row.elastic) ? row.elastic.warmReturnMs.median : undefined;
       };
       markdown.push(`### notebookLauncher from a plain script (ms; body \`() => 1\`; ${latencyReps} warm launches, each after a 500 ms pause)\n\n${scriptLatencyTable(scripts, elasticWarm)}`);
+    });
+    await section("rendezvous", async () => {
+      console.log(`\n## Rendezvous across nodes (etcd and c10d, 2 and 4 nodes on loopback; load ${loadavg().join(" ")})`);
+      const rows = await runRendezvous([2, 4], o.reps || 5);
+      (result as Record<string, unknown>).rendezvous = rows;
+      const table = rendezvousTable(rows);
+      console.log(table);
+      markdown.push(`## Rendezvous across nodes\n\nFrom Launch.run() on node 0, agents (\`tslaunch agent\`, 1 rank each) already waiting; loopback.\n\n${table}`);
     });
     await section("logs", async () => {
       console.log(`\n## 2. Log throughput (${o.logRanks} ranks x ${o.lines} lines, ${logRounds} rounds; load ${loadavg().join(" ")})`);

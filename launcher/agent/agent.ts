@@ -159,6 +159,15 @@ export class Launch {
       for (let attempt = 1; ; attempt++) {
         const outcome = await this.runAttempt(attempt, payloadPath);
         const failures = this.failuresInOrder();
+        if (this.grows && !this.stopRequested) {
+          // Nodes joined a running elastic launch (--num_nodes MIN:MAX): a new round admits them.
+          // As in torch, this is not a restart of max_restarts.
+          this.setState("restarting");
+          this.onEvent({ type: "restarting", restartCount: this.restartCount, maxRestarts: options.maxRestarts, reason: `the world grows: ${this.grows}` });
+          this.grows = null;
+          await this.regather(false);
+          continue;
+        }
         if (outcome === "failed" && this.restartCount < options.maxRestarts && !this.stopRequested) {
           this.restartCount++;
           this.setState("restarting");
@@ -166,6 +175,14 @@ export class Launch {
             type: "restarting", restartCount: this.restartCount, maxRestarts: options.maxRestarts,
             reason: `worker group failed: ${describeFailure(failures[0])}`,
           });
+          if (this.store && usesEtcd(options)) {
+            try {
+              await this.regather(true);
+            } catch (err) {
+              if (!this.stopRequested) throw err;
+              return (result = this.result("interrupted", failures));
+            }
+          }
           continue;
         }
         return (result = this.result(outcome, failures));
@@ -227,12 +244,45 @@ export class Launch {
       this.reachableHost = host;
       this.onEvent({ type: "notice", text: `waiting for ${o.numNodes - 1} more node(s) to join at ${host}:${port} (${o.rdzvBackend} rendezvous, rdzv_id ${o.rdzvId})` });
     }
-    this.joined = await this.store.gather(rdzvSeconds(o, "join_timeout", 600) * 1000, () => this.stopRequested !== null);
-    const world = this.formWorld(1);
-    this.store.welcome(world, this.spec.payload, this.spec.env ?? {});
-    const nodes = this.joined.map((n) => `node ${n.nodeRank} (${n.host}, ${n.numProcesses} process${n.numProcesses > 1 ? "es" : ""})`);
-    this.onEvent({ type: "notice", text: `${o.numNodes} nodes joined, world size ${world.worldSize}: node 0 (${os.hostname()}, ${this.spec.numProcesses}), ${nodes.join(", ")}` });
+    this.joined = await this.store.gather(rdzvSeconds(o, "join_timeout", 600) * 1000, () => this.stopRequested !== null, this.lastCallMs());
+    this.announceNodes(null);
   }
+
+  /** --num_nodes MIN:MAX: how long the round stays open for more nodes once MIN have joined. */
+  private lastCallMs(): number {
+    const o = this.spec.options;
+    return o.minNodes != null && o.minNodes < o.numNodes ? rdzvSeconds(o, "last_call_timeout", 30) * 1000 : 0;
+  }
+
+  /** The world's nodes; `before`: the nodes of the previous round (the others are marked as joined now). */
+  private announceNodes(before: Set<string> | null): void {
+    const world = this.formWorld(0);
+    const nodes = this.joined.map((n) => `node ${n.nodeRank} (${n.host}, ${n.numProcesses} process${n.numProcesses > 1 ? "es" : ""}${before && !before.has(n.id) ? ", joined now" : ""})`);
+    this.onEvent({ type: "notice", text: `${this.joined.length + 1} nodes joined, world size ${world.worldSize}: node 0 (${os.hostname()}, ${this.spec.numProcesses}), ${nodes.join(", ")}` });
+  }
+
+  /**
+   * etcd, between rounds: nodes that left are dropped (the survivors keep their order, renumbered),
+   * and the world forms again from the nodes there now, waiting (join_timeout) until at least MIN
+   * (all of num_nodes when it is one number) are there: a node that came back, or a new one, joins.
+   */
+  private async regather(lostSome: boolean): Promise<void> {
+    const o = this.spec.options;
+    const store = this.store!;
+    const gone = this.joined.filter((n) => n.left);
+    for (const n of gone) this.onEvent({ type: "notice", text: `node ${n.nodeRank} (${n.host}) is out of the world.` });
+    const before = new Set(this.joined.filter((n) => !n.left).map((n) => n.id));
+    store.forget(gone.map((n) => n.id));
+    const need = (o.minNodes ?? o.numNodes) - 1;
+    if (store.size < need) this.onEvent({ type: "notice", text: `waiting for ${need - store.size} more node(s) to join (rdzv_id ${o.rdzvId}) before the next attempt` });
+    this.setState("gathering");
+    this.joined = await store.gather(rdzvSeconds(o, "join_timeout", 600) * 1000, () => this.stopRequested !== null, lostSome ? this.lastCallMs() : 0);
+    for (const n of this.joined) n.left = false;
+    this.announceNodes(before);
+  }
+
+  /** Nodes that joined a running elastic launch, waiting for the next round (shown in the restart reason). */
+  private grows: string | null = null;
 
   /** etcd saw a joined node's key go (it ended, or its lease expired: it died or lost the network). */
   private onNodeLeft(nodeId: string): void {
@@ -253,6 +303,7 @@ export class Launch {
     this.exchanges.clear();
     for (const n of this.joined) n.outcome = undefined;
     const world = (this.world = this.formWorld(attempt));
+    this.store?.welcome(world, this.spec.payload, this.spec.env ?? {});
     this.onEvent({ type: "world", world });
     this.announceLogs(world);
     traceMark("agent: world shown");
@@ -272,7 +323,7 @@ export class Launch {
     await this.spec.prestarted?.settled?.();
     this.setState("running");
     this.group.start();
-    this.store?.broadcast({ type: "start", attempt, restartCount: this.restartCount, world });
+    this.store?.start(attempt, this.restartCount, world);
     return this.monitor(attempt);
   }
 
@@ -299,9 +350,21 @@ export class Launch {
       if (this.stopRequested || group.anyFailed || remoteFailed) {
         this.tellPeersOfFailure(lost);
         if (lost) lost.outcome = { attempt, outcome: "failed", receivedAt: now, failures: [{ rank: lost.rankOffset, nodeRank: lost.nodeRank, exitCode: null, signal: null, error: { ename: "NodeLost", evalue: `node ${lost.nodeRank} ${lost.left ? `(${lost.host}) left the etcd rendezvous (its lease ended)` : "stopped answering"}`, stack: "", phase: "body" } }] };
+        if (lost) lost.left = true; // out of the world: the next round (etcd) forms without it
         this.setState("stopping");
         await this.stopWorld(attempt);
         return this.stopRequested ?? "failed";
+      }
+      // An elastic launch below its maximum admits nodes that joined since: a new round, at once.
+      const o = this.spec.options;
+      if (this.store && usesEtcd(o) && this.joined.length + 1 < o.numNodes) {
+        const waiting = this.store.waiting(this.world!);
+        if (waiting.length > 0) {
+          this.grows = waiting.map((n) => `node ${n.nodeRank} (${n.host}) joined`).join(", ");
+          this.setState("stopping");
+          await this.stopWorld(attempt);
+          return "failed";
+        }
       }
       this.failStaleExchanges(now);
       const remotesDone = remotes.every((n) => n.outcome?.attempt === attempt && n.outcome.outcome === "succeeded");

@@ -153,6 +153,10 @@ export class NodeAgent {
           log(`joined as node ${m.nodeRank} of ${m.numNodes}: ranks ${m.rankOffset}..${m.rankOffset + this.spec.numProcesses - 1} of ${m.worldSize}`);
         } else if (m.type === "start" && welcome && this.current) {
           await this.current.group?.stop();
+          if (m.nodeRank !== undefined && m.nodeRank !== welcome.nodeRank) {
+            log(`now node ${m.nodeRank} of ${m.world.numNodes} (the world changed)`);
+            welcome = { ...welcome, nodeRank: m.nodeRank };
+          }
           this.startGroup(welcome, payloadPath, m.attempt, m.world, send);
         } else if (m.type === "exchanged" || m.type === "exchange-failed" || m.type === "peer-failed") {
           this.current?.group?.sendToAll(m);

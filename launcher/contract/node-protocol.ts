@@ -30,7 +30,7 @@ export type StoreMessage =
       env: Record<string, string>;
     }
   /** Start this attempt's workers: the world says which ranks are this node's, with their prefixes. */
-  | { type: "start"; attempt: number; restartCount: number; world: World }
+  | { type: "start"; attempt: number; restartCount: number; world: World; nodeRank?: number }
   | { type: "exchanged"; scope: ExchangeScope; seq: number; values: string[] }
   | { type: "exchange-failed"; scope: ExchangeScope; seq: number; missing: number[]; waitedMs: number }
   | { type: "peer-failed"; rank: number; reason: string }

@@ -23,7 +23,10 @@ export interface LaunchOptions {
   usePort: string;
   masterAddr: string;
   nodeRank: number;
+  /** The most nodes (num_nodes N, or MAX of MIN:MAX). */
   numNodes: number;
+  /** MIN of `--num_nodes MIN:MAX` (null: exactly numNodes). Not a flag of its own. */
+  minNodes?: number | null;
   rdzvBackend: RdzvBackend;
   rdzvEndpoint: string;
   rdzvConf: Record<string, string>;
@@ -164,6 +167,21 @@ function positiveInt(value: unknown, spec: OptionSpec): number {
   return n;
 }
 
+/** `N`, or torchrun's `MIN:MAX`: the number is MAX (the most nodes a launch may have); minNodesOf() gives MIN. */
+function nodeCount(value: unknown, spec: OptionSpec): number {
+  const m = typeof value === "string" ? /^\s*(\d+)\s*:\s*(\d+)\s*$/.exec(value) : null;
+  if (!m) return positiveInt(value, spec);
+  const [min, max] = [Number(m[1]), Number(m[2])];
+  if (min < 1 || max < min) fail(spec, value, "a positive integer, or MIN:MAX with 1 <= MIN <= MAX");
+  return max;
+}
+
+/** The fewest nodes a launch starts with: MIN of `MIN:MAX`, else null (all of num_nodes). */
+function minNodesOf(value: unknown): number | null {
+  const m = typeof value === "string" ? /^\s*(\d+)\s*:\s*(\d+)\s*$/.exec(value) : null;
+  return m ? Number(m[1]) : null;
+}
+
 function nonNegativeInt(value: unknown, spec: OptionSpec): number {
   const n = typeof value === "number" ? value : /^\s*\d+\s*$/.test(String(value)) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n < 0) fail(spec, value, "a non-negative integer");
@@ -252,8 +270,8 @@ export const OPTION_SPECS: OptionSpec[] = [
     help: "The rank of this node, from 0 to num_nodes - 1.", example: 0, default: 0, coerce: nonNegativeInt,
   },
   {
-    key: "numNodes", flag: "num_nodes", metavar: "N",
-    help: "How many nodes take part.", example: 1, default: 1, coerce: positiveInt,
+    key: "numNodes", flag: "num_nodes", metavar: "N|MIN:MAX",
+    help: "How many nodes take part; MIN:MAX (etcd rendezvous) starts with MIN to MAX nodes and admits more at restarts.", example: 1, default: 1, coerce: nodeCount,
   },
   {
     key: "rdzvBackend", flag: "rdzv_backend", metavar: RDZV_BACKENDS.join("|"),
@@ -339,6 +357,11 @@ function checkTogether(o: LaunchOptions, surface: Surface): LaunchOptions {
       throw new OptionError(`${optionName(spec, surface)} needs ${optionName(specFor("logDir"), surface)}: it names the files the output goes to. Example: ${example}`);
     }
   }
+  if (o.minNodes != null && o.minNodes !== o.numNodes && !usesEtcd(o)) {
+    throw new OptionError(
+      `num_nodes ${o.minNodes}:${o.numNodes} (elastic membership) needs the etcd rendezvous: add ${surface === "api" ? 'rdzvBackend: "etcd"' : "--rdzv_backend etcd --rdzv_endpoint HOST:PORT"}, or give one number of nodes.`,
+    );
+  }
   if (o.nodeRank >= o.numNodes) {
     const [nodeRank, numNodes] = [specFor("nodeRank"), specFor("numNodes")];
     const example = surface === "api" ? "{ numNodes: 2, nodeRank: 1 }" : surfaceExample(surface, [{ ...numNodes, example: 2 }, { ...nodeRank, example: 1 }]);
@@ -362,6 +385,7 @@ export function optionsFromObject(input: Record<string, unknown> = {}): LaunchOp
       );
     }
     out[spec.key] = spec.key === "numProcesses" && value === null ? null : coerceOn(spec, value, "api");
+    if (spec.key === "numNodes") out.minNodes = minNodesOf(value);
   }
   return checkTogether(out as unknown as LaunchOptions, "api");
 }
@@ -465,6 +489,7 @@ export function parseLaunchArgv(
     }
     const spec = SPELLINGS.get(name)!;
     options[spec.key] = coerceOn(spec, value, surface);
+    if (spec.key === "numNodes") options.minNodes = minNodesOf(value);
     given.add(spec.key);
   }
   return {

@@ -154,6 +154,7 @@ export type LaunchEvent =
 
 export function describeFailure(f: RankFailure): string {
   const where = f.nodeRank > 0 ? ` on node ${f.nodeRank}` : "";
+  if (f.error?.ename === "NodeLost") return `rank ${f.rank}${where} was lost with its node: ${f.error.evalue}`;
   if (f.signal) return `rank ${f.rank}${where} was killed by ${f.signal}`;
   return `rank ${f.rank}${where} exited with code ${f.exitCode}`;
 }

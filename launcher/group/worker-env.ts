@@ -12,6 +12,8 @@ export interface WorkerPlace {
   restartCount: number;
   /** MASTER_PORT as the agent chose it (the world's). */
   masterPort: number;
+  /** Nodes in this attempt's world (elastic membership changes it between attempts). */
+  numNodes?: number;
 }
 
 export function workerEnvironment(o: LaunchOptions, place: WorkerPlace): Record<string, string> {
@@ -22,7 +24,7 @@ export function workerEnvironment(o: LaunchOptions, place: WorkerPlace): Record<
     WORLD_SIZE: String(worldSize),
     LOCAL_WORLD_SIZE: String(place.localWorldSize),
     GROUP_RANK: String(place.nodeRank),
-    GROUP_WORLD_SIZE: String(o.numNodes),
+    GROUP_WORLD_SIZE: String(place.numNodes ?? o.numNodes),
     ROLE_NAME: "default",
     ROLE_RANK: String(place.rank),
     ROLE_WORLD_SIZE: String(worldSize),

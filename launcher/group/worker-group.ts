@@ -76,7 +76,7 @@ export class WorkerGroup {
     for (const { rank, localRank, prefix } of mine) {
       const env = {
         ...process.env,
-        ...workerEnvironment(options, { rank, localRank, localWorldSize: mine.length, worldSize: world.worldSize, nodeRank, restartCount, masterPort: world.masterPort }),
+        ...workerEnvironment(options, { rank, localRank, localWorldSize: mine.length, worldSize: world.worldSize, nodeRank, restartCount, masterPort: world.masterPort, numNodes: world.numNodes }),
         ...(devices.length > 0 ? { CUDA_VISIBLE_DEVICES: devices[localRank % devices.length], TSLAUNCH_DEVICE: `cuda:${devices[localRank % devices.length]}` } : {}),
         ...this.spec.env,
         [ENV.endpoint]: this.channel.endpoint,

@@ -183,7 +183,11 @@ export class RendezvousStore {
     if (this.nodes.size >= this.o.numNodes - 1) return refuse(`the launch already has its ${this.o.numNodes} nodes`);
     const taken = new Set([0, ...[...this.nodes.values()].map((n) => n.nodeRank)]);
     let nodeRank: number;
-    if (this.o.rdzvBackend === "static" || (usesEtcd(this.o) && m.nodeRank !== null)) {
+    if (usesEtcd(this.o) && m.nodeRank !== null && taken.has(m.nodeRank) && m.nodeRank >= 1) {
+      // etcd: the join order asked for a rank a node of an earlier round keeps: the lowest free one.
+      nodeRank = 1;
+      while (taken.has(nodeRank)) nodeRank++;
+    } else if (this.o.rdzvBackend === "static" || (usesEtcd(this.o) && m.nodeRank !== null)) {
       if (m.nodeRank === null || m.nodeRank < 1 || m.nodeRank >= this.o.numNodes || taken.has(m.nodeRank)) {
         return refuse(
           usesEtcd(this.o)
@@ -200,14 +204,23 @@ export class RendezvousStore {
     for (const w of this.joinWaiters.splice(0)) w();
   }
 
-  /** Waits until every node joined (join_timeout); resolves to the joined nodes (not node 0). */
-  async gather(joinTimeoutMs: number, interrupted: () => boolean): Promise<JoinedNode[]> {
+  /**
+   * Waits until every node joined (join_timeout); resolves to the joined nodes (not node 0). With
+   * `--num_nodes MIN:MAX` the round closes at MAX nodes, or `lastCallMs` after MIN had joined.
+   */
+  async gather(joinTimeoutMs: number, interrupted: () => boolean, lastCallMs = 0): Promise<JoinedNode[]> {
     const deadline = performance.now() + joinTimeoutMs;
+    const min = (this.o.minNodes ?? this.o.numNodes) - 1;
+    let lastCallEnds = Infinity;
     while (this.nodes.size < this.o.numNodes - 1) {
       if (interrupted()) throw new RendezvousError("interrupted while waiting for the other nodes to join");
+      if (this.nodes.size >= min) {
+        if (lastCallEnds === Infinity) lastCallEnds = performance.now() + lastCallMs;
+        if (performance.now() >= lastCallEnds) break;
+      }
       if (performance.now() > deadline) {
         throw new RendezvousError(
-          `only ${this.nodes.size + 1} of ${this.o.numNodes} nodes joined within join_timeout (${joinTimeoutMs / 1000} s). ` +
+          `only ${this.nodes.size + 1} of ${min + 1 < this.o.numNodes ? `at least ${min + 1}` : this.o.numNodes} nodes joined within join_timeout (${joinTimeoutMs / 1000} s). ` +
             `Start \`tslaunch agent\` on the other nodes with the same ${this.o.rdzvBackend === "static" ? "--master_addr/--use_port" : `--rdzv_backend ${this.o.rdzvBackend} --rdzv_endpoint`}, --rdzv_id and secret, or raise --rdzv_conf join_timeout=SECONDS.`,
         );
       }
@@ -220,11 +233,44 @@ export class RendezvousStore {
   }
 
   /** Hands every joined node its place in the world, the session and the body. */
+  /** Sends the session to every node of `world` that has not had it yet. */
   welcome(world: World, payload: LaunchPayload, env: Record<string, string>): void {
     for (const n of this.nodes.values()) {
-      n.rankOffset = world.ranks.find((r) => r.nodeRank === n.nodeRank)!.rank;
-      this.send(n.id, { type: "welcome", nodeRank: n.nodeRank, numNodes: this.o.numNodes, rankOffset: n.rankOffset, worldSize: world.worldSize, options: this.o, payload, env });
+      const first = world.ranks.find((r) => r.nodeRank === n.nodeRank);
+      if (!first) continue; // joined after the round closed: welcomed at the next one
+      n.rankOffset = first.rank;
+      if (this.welcomed.has(n.id)) continue;
+      this.welcomed.add(n.id);
+      this.send(n.id, { type: "welcome", nodeRank: n.nodeRank, numNodes: world.numNodes, rankOffset: n.rankOffset, worldSize: world.worldSize, options: this.o, payload, env });
     }
+  }
+
+  private readonly welcomed = new Set<string>();
+
+  /** Starts an attempt on every node of `world`, each told its node rank (ranks are renumbered when nodes leave). */
+  start(attempt: number, restartCount: number, world: World): void {
+    for (const n of this.nodes.values()) {
+      if (world.ranks.some((r) => r.nodeRank === n.nodeRank)) this.send(n.id, { type: "start", attempt, restartCount, world, nodeRank: n.nodeRank });
+    }
+  }
+
+  /** How many nodes (not node 0) have joined. */
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  /** Nodes that joined but are not in `world` (they wait for the next round). */
+  waiting(world: World): JoinedNode[] {
+    return [...this.nodes.values()].filter((n) => !world.ranks.some((r) => r.nodeRank === n.nodeRank));
+  }
+
+  /** Drops a node that failed or left (its rank frees up); survivors are renumbered 1..k, keeping their order. */
+  forget(ids: string[]): void {
+    for (const id of ids) {
+      this.nodes.delete(id);
+      this.welcomed.delete(id);
+    }
+    [...this.nodes.values()].sort((a, b) => a.nodeRank - b.nodeRank).forEach((n, i) => (n.nodeRank = i + 1));
   }
 
   /** A sealed message to one node, under the nonce it joined with (`""` only for the challenge). */

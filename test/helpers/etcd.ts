@@ -3,7 +3,7 @@
  * (optionally inside a network namespace), stopped by its PID, its data dir removed (etcd
  * preallocates ~120 MB there). Nothing of it outlives `stop()`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,7 +14,9 @@ export interface RunningEtcd {
   /** host:port for --rdzv_endpoint */
   endpoint: string;
   pid: number;
-  client(): Etcd3;
+  client(auth?: { username: string; password: string }): Etcd3;
+  /** Turns on etcd's authentication with a root user of this password. */
+  enableAuth(rootPassword: string): Promise<void>;
   /** Every key under a prefix (to check that a job left none). */
   keys(prefix: string): Promise<string[]>;
   stop(): Promise<void>;
@@ -22,15 +24,37 @@ export interface RunningEtcd {
 
 export const ETCD_BIN = '/usr/bin/etcd';
 
-export async function startEtcd(opts: { host?: string; netns?: string; port?: number; peerPort?: number } = {}): Promise<RunningEtcd> {
+export interface EtcdTls {
+  /** PEM files: the CA that signed the server's certificate, the certificate (for 127.0.0.1) and its key. */
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** A throwaway CA and a server certificate for 127.0.0.1, made with openssl in `dir`. */
+export function makeTestCertificates(dir: string): EtcdTls {
+  const run = (args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
+  };
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=tslaunch test CA']);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
+  fs.writeFileSync(path.join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'san.cnf']);
+  return { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
+}
+
+export async function startEtcd(opts: { host?: string; netns?: string; port?: number; peerPort?: number; tls?: EtcdTls } = {}): Promise<RunningEtcd> {
   if (!fs.existsSync(ETCD_BIN)) throw new Error(`${ETCD_BIN} is missing: install Debian's etcd-server (scripts/system-deps.sh does)`);
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? (await freePort());
   const peerPort = opts.peerPort ?? (await freePort());
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsl-etcd-'));
+  const scheme = opts.tls ? 'https' : 'http';
   const args = [
     '--name', 'test', '--data-dir', dataDir,
-    '--listen-client-urls', `http://${host}:${port}`, '--advertise-client-urls', `http://${host}:${port}`,
+    '--listen-client-urls', `${scheme}://${host}:${port}`, '--advertise-client-urls', `${scheme}://${host}:${port}`,
+    ...(opts.tls ? ['--cert-file', opts.tls.cert, '--key-file', opts.tls.key] : []),
     '--listen-peer-urls', `http://${host}:${peerPort}`, '--initial-advertise-peer-urls', `http://${host}:${peerPort}`,
     '--initial-cluster', `test=http://${host}:${peerPort}`, '--log-level', 'error',
   ];
@@ -48,7 +72,8 @@ export async function startEtcd(opts: { host?: string; netns?: string; port?: nu
     }
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
-  const client = () => new Etcd3({ hosts: `http://${endpoint}`, dialTimeout: 2000 });
+  const client = (auth?: { username: string; password: string }) =>
+    new Etcd3({ hosts: `${scheme}://${endpoint}`, dialTimeout: 2000, ...(opts.tls ? { credentials: { rootCertificate: fs.readFileSync(opts.tls.ca) } } : {}), ...(auth ? { auth } : {}) });
   const probe = opts.netns ? null : client();
   try {
     for (const deadline = Date.now() + 20_000; ; ) {
@@ -77,6 +102,17 @@ export async function startEtcd(opts: { host?: string; netns?: string; port?: nu
     endpoint,
     pid: proc.pid!,
     client,
+    enableAuth: async (rootPassword) => {
+      const c = client();
+      try {
+        await c.role('root').create().catch(() => undefined);
+        await c.user('root').create(rootPassword);
+        await c.user('root').addRole('root');
+        await c.auth.authEnable();
+      } finally {
+        c.close();
+      }
+    },
     keys: async (prefix) => {
       const c = client();
       try {

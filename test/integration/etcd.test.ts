@@ -7,7 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { LaunchEvent } from '../../launcher/contract';
-import { startEtcd, type RunningEtcd } from '../helpers/etcd';
+import { makeTestCertificates, startEtcd, type EtcdTls, type RunningEtcd } from '../helpers/etcd';
 import { freePort } from '../helpers/free-port';
 import { waitUntilGone, type TempSnapshot } from '../helpers/leftovers';
 import { CLI, PrivateTmp, childEnv, expectClean, killMarked, makeLaunch, outputText, randomId, runLaunch, sleep, spawnNode, withTimeout, type Child } from '../fixtures/support';
@@ -119,6 +119,64 @@ describe('--rdzv_backend etcd', () => {
     expect(await waitUntilGone(remotePids, 3000)).toEqual([]);
   }, 90_000);
 
+  it('--num_nodes 1:3: the launch starts alone after last_call_timeout; two agents that join late grow the world at the next round', async () => {
+    const rdzvId = `elastic-${marker.slice(0, 8)}`;
+    const events: LaunchEvent[] = [];
+    const launch = makeLaunch(
+      {
+        numProcesses: 1, marker, secret: SECRET,
+        options: { numNodes: '1:3', rdzvBackend: 'etcd', rdzvEndpoint: etcd.endpoint, rdzvId, rdzvConf: 'last_call_timeout=1' },
+        // Alone, it waits for company; in a world of 3 it reports and ends.
+        body: `console.log('attempt world ' + process.env.GROUP_WORLD_SIZE + ' ' + process.env.WORLD_SIZE);
+if (process.env.WORLD_SIZE !== '3') await new Promise((r) => setTimeout(r, 60_000));`,
+      },
+      events,
+    );
+    const run = launch.run();
+    await expect.poll(() => outputText(events, 0), { timeout: 20_000, interval: 100 }).toContain('attempt world 1 1');
+    const flags = ['--num_nodes', '1:3', '--rdzv_backend', 'etcd', '--rdzv_endpoint', etcd.endpoint, '--rdzv_id', rdzvId, '-n', '1', '--once'];
+    const late = [startAgent(flags), startAgent(flags)];
+    const result = await withTimeout(run, 60_000, 'the elastic launch');
+    expect(result).toMatchObject({ outcome: 'succeeded', worldSize: 3, restarts: 0 });
+    for (const r of [0, 1, 2]) expect(outputText(events, r)).toContain('attempt world 3 3');
+    const reasons = events.filter((e) => e.type === 'restarting').map((e) => (e as { reason: string }).reason);
+    expect(reasons.length).toBeGreaterThanOrEqual(1);
+    expect(reasons[0]).toMatch(/^the world grows: node \d \(.+\) joined/);
+    expect(events.some((e) => e.type === 'notice' && /^3 nodes joined, world size 3: /.test(e.text))).toBe(true);
+    await withTimeout(Promise.all(late.map((a) => a.exited)), 15_000, 'the agents');
+  }, 90_000);
+
+  it('--max_restarts 1: a node that dies is named, the agent started again rejoins the next round, and the job completes', async () => {
+    const rdzvId = `rejoin-${marker.slice(0, 8)}`;
+    const flags = ['--num_nodes', '2', '--rdzv_backend', 'etcd', '--rdzv_endpoint', etcd.endpoint, '--rdzv_id', rdzvId, '--rdzv_conf', 'lease_ttl=2', '-n', '1', '--once'];
+    const first = startAgent(flags);
+    await first.waitFor(/registered with etcd/, 'stderr', 20_000);
+    const events: LaunchEvent[] = [];
+    let second: Child | undefined;
+    const result = await runLaunch({
+      numProcesses: 1, marker, secret: SECRET, timeoutMs: 60_000,
+      options: { numNodes: 2, maxRestarts: 1, rdzvBackend: 'etcd', rdzvEndpoint: etcd.endpoint, rdzvId, rdzvConf: 'lease_ttl=2,timeout=60' },
+      body: `console.log('restart ' + process.env.TORCHELASTIC_RESTART_COUNT);
+if (process.env.TORCHELASTIC_RESTART_COUNT === '0') await new Promise((r) => setTimeout(r, 60_000));`,
+      onEvent: (e) => {
+        events.push(e);
+        if (e.type === 'state' && e.worker.rank === 1 && e.worker.state === 'running' && e.worker.restartCount === 0 && !second) {
+          first.kill('SIGKILL');
+          second = startAgent(flags); // the node comes back
+        }
+      },
+    });
+    expect(result.result).toMatchObject({ outcome: 'succeeded', restarts: 1, worldSize: 2 });
+    const reasons = events.filter((e) => e.type === 'restarting').map((e) => (e as { reason: string }).reason);
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0], reasons[0]).toMatch(/node 1 \(.+\) left the etcd rendezvous/);
+    const notices = events.filter((e) => e.type === 'notice').map((e) => (e as { text: string }).text);
+    expect(notices.some((t) => /^node 1 \(.+\) is out of the world\.$/.test(t))).toBe(true);
+    expect(notices.some((t) => /^2 nodes joined, world size 2: node 0 .*node 1 \(.+, 1 process, joined now\)$/.test(t)), notices.join('\n')).toBe(true);
+    for (const r of [0, 1]) expect(outputText(events, r)).toContain('restart 1');
+    await withTimeout(second!.exited, 15_000, 'the agent that came back');
+  }, 90_000);
+
   it('etcd unreachable: the launch fails within the timeout, naming the endpoint and the step; an agent exits saying the same', async () => {
     const dead = `127.0.0.1:${await freePort()}`;
     const started = performance.now();
@@ -152,3 +210,56 @@ describe('--rdzv_backend etcd', () => {
     await sleep(10);
   }, 90_000);
 });
+
+describe('--rdzv_backend etcd with TLS and a user', () => {
+  let secure: RunningEtcd;
+  let certs: EtcdTls;
+  const PASSWORD = 'etcd-pw-never-printed';
+  beforeAll(async () => {
+    certs = makeTestCertificates(tmp.dir);
+    secure = await startEtcd({ tls: certs });
+    await secure.enableAuth(PASSWORD);
+  }, 60_000);
+  afterAll(async () => {
+    await secure?.stop();
+  });
+
+  it('joins over TLS (rdzv_conf etcd_cacert) as a user whose password comes from TSLAUNCH_ETCD_PASSWORD; a wrong password is a clear error that never shows it', async () => {
+    const rdzvId = `secure-${marker.slice(0, 8)}`;
+    const conf = `etcd_cacert=${certs.ca},etcd_user=root`;
+    const agent = startAgent(['--num_nodes', '2', '--rdzv_backend', 'etcd', '--rdzv_endpoint', secure.endpoint, '--rdzv_id', rdzvId, '--rdzv_conf', conf, '-n', '1', '--once'], { TSLAUNCH_ETCD_PASSWORD: PASSWORD });
+    await agent.waitFor(/registered with etcd/, 'stderr', 20_000);
+    process.env.TSLAUNCH_ETCD_PASSWORD = PASSWORD;
+    try {
+      const { result, events } = await runLaunch({
+        numProcesses: 1, marker, secret: SECRET, timeoutMs: 60_000, body: `console.log('over tls ' + process.env.RANK)`,
+        options: { numNodes: 2, rdzvBackend: 'etcd', rdzvEndpoint: secure.endpoint, rdzvId, rdzvConf: conf },
+      });
+      expect(result.outcome).toBe('succeeded');
+      for (const r of [0, 1]) expect(outputText(events, r)).toBe(`[rank${r}]: over tls ${r}\n`);
+      expect(JSON.stringify(events)).not.toContain(PASSWORD);
+      const root = secure.client({ username: 'root', password: PASSWORD });
+      try {
+        expect(await root.getAll().prefix('/tslaunch/').keys()).toEqual([]);
+      } finally {
+        root.close();
+      }
+      process.env.TSLAUNCH_ETCD_PASSWORD = 'wrong-password';
+      const err = await runLaunch({ numProcesses: 1, marker, secret: SECRET, body: '1', timeoutMs: 30_000, options: { numNodes: 2, rdzvBackend: 'etcd', rdzvEndpoint: secure.endpoint, rdzvConf: conf } }).then(() => null, (e: Error) => e);
+      expect(err?.message).toMatch(new RegExp(`^etcd at ${secure.endpoint} failed to `));
+      expect(err?.message).toContain('Check the user (--rdzv_conf etcd_user) and its password (TSLAUNCH_ETCD_PASSWORD)');
+      expect(err?.message).not.toContain('wrong-password');
+      delete process.env.TSLAUNCH_ETCD_PASSWORD;
+      const missing = await runLaunch({ numProcesses: 1, marker, secret: SECRET, body: '1', timeoutMs: 30_000, options: { numNodes: 2, rdzvBackend: 'etcd', rdzvEndpoint: secure.endpoint, rdzvConf: conf } }).then(() => null, (e: Error) => e);
+      expect(missing?.message).toBe('--rdzv_conf etcd_user=root needs the password in TSLAUNCH_ETCD_PASSWORD (in this process\'s environment; never on the command line).');
+      // Without the CA, TLS fails: said as such, naming the TLS settings.
+      process.env.TSLAUNCH_ETCD_PASSWORD = PASSWORD;
+      const noCa = await runLaunch({ numProcesses: 1, marker, secret: SECRET, body: '1', timeoutMs: 30_000, options: { numNodes: 2, rdzvBackend: 'etcd', rdzvEndpoint: secure.endpoint, rdzvConf: 'etcd_user=root,timeout=2' } }).then(() => null, (e: Error) => e);
+      expect(noCa?.message).toMatch(/etcd_cacert/);
+    } finally {
+      delete process.env.TSLAUNCH_ETCD_PASSWORD;
+    }
+    await withTimeout(agent.exited, 15_000, 'the agent');
+  }, 90_000);
+});
+

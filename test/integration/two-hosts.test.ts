@@ -138,6 +138,26 @@ describe('two hosts (network namespaces joined by a veth pair)', () => {
     expect(node0.err()).toMatch(/node 1 \(.+\) left the etcd rendezvous/);
   }, 90_000);
 
+  it('--rdzv_backend etcd --max_restarts 1: host B dies, its agent is started again, rejoins the next round, and the job completes', async () => {
+    const marker = randomId();
+    const net = ['--num_nodes', '2', '-n', '1', '--rdzv_backend', 'etcd', '--rdzv_endpoint', `${A.ip}:2379`, '--rdzv_id', 'two-hosts-rejoin', '--rdzv_conf', 'lease_ttl=2,timeout=60'];
+    const agent = inHost(B, ['agent', ...net, '--once'], marker);
+    await agent.waitFor(/registered with etcd/, 20_000);
+    const body = `console.log('restart ' + process.env.TORCHELASTIC_RESTART_COUNT + ' node ' + process.env.GROUP_RANK);
+if (process.env.TORCHELASTIC_RESTART_COUNT === '0') setTimeout(() => {}, 60_000);`;
+    const node0 = inHost(A, ['run', ...net, '--max_restarts', '1', script('restartable.js', body)], marker);
+    await node0.waitFor(/\[rank1\]: restart 0 node 1/, 30_000);
+    for (const pid of pidsIn(B.ns)) process.kill(pid, 'SIGKILL');
+    await node0.waitFor(/left the etcd rendezvous/, 10_000);
+    const again = inHost(B, ['agent', ...net, '--once'], marker);
+    expect(await withTimeout(node0.exited, 60_000, 'tslaunch run in host A'), node0.err()).toBe(0);
+    expect(node0.out()).toContain('[rank0]: restart 1 node 0');
+    expect(node0.out()).toContain('[rank1]: restart 1 node 1');
+    expect(node0.err()).toMatch(/node 1 \(.+\) left the etcd rendezvous/);
+    expect(node0.err()).toMatch(/joined now/);
+    expect(await withTimeout(again.exited, 15_000, 'the agent started again')).toBe(0);
+  }, 90_000);
+
   for (const backend of ['c10d', 'static'] as const) {
     it(`--rdzv_backend ${backend} across the hosts: 2 + 2 ranks`, async () => {
       const marker = randomId();
