@@ -1,7 +1,7 @@
 // Rendezvous time across nodes on this machine: from Launch.run() on node 0 to the world formed
 // (every node joined), and to the launch's end, for 2 and 4 nodes of 1 rank each, with the agents
 // (`tslaunch agent`, separate processes) already waiting: etcd (a real etcd started here) and c10d
-// (node 0's own store). Loopback, so it is tslaunch's protocol cost, not a network's.
+// (node 0's own store; the agents reconnect until it listens). Loopback: tslaunch's protocol cost, not a network's.
 import { spawn, type ChildProcess } from "child_process";
 import fs from "fs";
 import net from "net";
@@ -85,14 +85,12 @@ async function oneLaunch(backend: "etcd" | "c10d", nodes: number, endpoint: stri
     { options, numProcesses: 1, secret: SECRET, payload: { cwd: process.cwd(), replay: [], body: { executionCount: 1, js: "1", async: false, jsLineToCellLine: [] } } },
     (e) => {
       if (e.type === "world" && at.world === undefined) at.world = performance.now() - t0;
-      // c10d: the store must be up before agents can join; they start once it is.
-      if (backend === "c10d" && e.type === "notice" && e.text.startsWith("waiting for") && agents.length === 0) startAgents();
     },
   );
-  if (backend === "etcd") {
-    startAgents();
-    await Promise.all(waiting);
-  }
+  // Both ways, the agents are up first (c10d: ZeroMQ retries the connection until node 0's store listens).
+  startAgents();
+  await Promise.all(waiting);
+  await new Promise((r) => setTimeout(r, 200));
   t0 = performance.now();
   await launch.run();
   const done = performance.now() - t0;

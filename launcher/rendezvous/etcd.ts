@@ -159,17 +159,36 @@ export class EtcdDirectory {
   /** Joining node: waits for the launching node's store address (up to `timeoutMs`). */
   async waitForStore(timeoutMs: number, interrupted: () => boolean): Promise<StoreEndpoint> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await this.step("read the store's address", () => this.client.get(`${this.prefix}store`).string());
-      if (value) return JSON.parse(value) as StoreEndpoint;
-      if (interrupted() || this.closed) throw new RendezvousError("stopped while waiting for the launching node");
-      if (Date.now() > deadline) {
-        throw new RendezvousError(
-          `no launch with rdzv_id ${JSON.stringify(this.o.rdzvId)} appeared on etcd ${this.endpoints} within join_timeout (${timeoutMs / 1000} s). ` +
-            `Start the launch (the %%launch cell or \`tslaunch run\`) with the same --rdzv_endpoint and --rdzv_id, or raise --rdzv_conf join_timeout=SECONDS.`,
-        );
+    const key = `${this.prefix}store`;
+    // A watch wakes this node the moment the launch is announced; the read covers one announced before.
+    let announced: StoreEndpoint | null = null;
+    let wake: () => void = () => undefined;
+    const watcher = await this.step("watch for the launch", () => this.client.watch().key(key).create());
+    watcher.on("put", (kv) => {
+      announced = JSON.parse(kv.value.toString()) as StoreEndpoint;
+      wake();
+    });
+    watcher.on("error", () => undefined);
+    try {
+      for (;;) {
+        const value = announced ? null : await this.step("read the store's address", () => this.client.get(key).string());
+        if (announced) return announced;
+        if (value) return JSON.parse(value) as StoreEndpoint;
+        if (interrupted() || this.closed) throw new RendezvousError("stopped while waiting for the launching node");
+        if (Date.now() > deadline) {
+          throw new RendezvousError(
+            `no launch with rdzv_id ${JSON.stringify(this.o.rdzvId)} appeared on etcd ${this.endpoints} within join_timeout (${timeoutMs / 1000} s). ` +
+              `Start the launch (the %%launch cell or \`tslaunch run\`) with the same --rdzv_endpoint and --rdzv_id, or raise --rdzv_conf join_timeout=SECONDS.`,
+          );
+        }
+        // The watch usually ends this wait; looking again twice a second notices a stop (and a broken watch).
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, 500);
+        });
       }
-      await new Promise((resolve) => setTimeout(resolve, 200));
+    } finally {
+      await watcher.cancel().catch(() => undefined);
     }
   }
 
