@@ -55,9 +55,11 @@ console.log('RANK=' + process.env.RANK + ' GROUP_RANK=' + process.env.GROUP_RANK
 await waitForEveryone();`;
 
 describe('--rdzv_backend etcd', () => {
-  it('two nodes form one world of 4 ranks through etcd; the job keys are removed at the end', async () => {
+  it('two nodes form one world of 4 ranks through etcd (an agent given two endpoints, one dead); the job keys are removed at the end', async () => {
     const rdzvId = `job-${marker.slice(0, 8)}`;
-    const agent = startAgent(['--num_nodes', '2', '--rdzv_backend', 'etcd', '--rdzv_endpoint', etcd.endpoint, '--rdzv_id', rdzvId, '-n', '2', '--once']);
+    // Several endpoints, the first one dead: the client uses the one that answers.
+    const endpoints = `127.0.0.1:${await freePort()},${etcd.endpoint}`;
+    const agent = startAgent(['--num_nodes', '2', '--rdzv_backend', 'etcd', '--rdzv_endpoint', endpoints, '--rdzv_id', rdzvId, '-n', '2', '--once']);
     await agent.waitFor(/registered with etcd/, 'stderr', 20_000);
     expect(await etcd.keys(`/tslaunch/${rdzvId}/nodes/`)).toHaveLength(1);
     const { result, events } = await runLaunch({
