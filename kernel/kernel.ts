@@ -2,6 +2,7 @@
 // run-cell.ts's business (tslab's executor, or a %%launch). Output of any cell reaches iopub through
 // a StreamBatcher. Request and reply contents are typed by jupyter/wire.ts.
 import { StringDecoder } from "string_decoder";
+import * as ts from "@tslab/typescript-for-tslab";
 import { isCompleteCode } from "tslab/dist/converter";
 import { printQuickInfo } from "tslab/dist/inspect";
 import * as tslabJupyter from "tslab/dist/jupyter";
@@ -20,7 +21,7 @@ import { DeviceGuard } from "./launch/device-guard";
 import { KernelLaunchHost } from "./launch/kernel-launch-host";
 import { completeMagic, inspectMagic } from "./launch/magic-help";
 import { runCell, type CellOutcome } from "./run-cell";
-import { ReportedError, traceMark, type CellError } from "../launcher/contract";
+import { createDisplayFunction, ReportedError, traceMark, type CellError } from "../launcher/contract";
 
 const KERNEL_VERSION: string = require("../../package.json").version;
 
@@ -72,6 +73,7 @@ export class Kernel {
 
   async start(): Promise<void> {
     this.captureProcessOutput();
+    this.installNotebookGlobals();
     await this.server.start(
       // Shell requests run one after another, as in ipykernel.
       (msg) => {
@@ -91,6 +93,11 @@ export class Kernel {
   interrupt(): void {
     for (const launch of this.activeLaunches) launch.interrupt();
     this.session.interrupt();
+  }
+
+  /** display() for cells (declared for the type checker in cells/session.ts). */
+  private installNotebookGlobals(): void {
+    (globalThis as Record<string, unknown>).display = createDisplayFunction((output) => this.cellOutput().display(output, false));
   }
 
   private cellOutput(): CellOutput {
@@ -162,9 +169,15 @@ export class Kernel {
         return this.server.reply(channel, msg, "interrupt_reply", { status: "ok" });
       case "shutdown_request":
         return this.shutdown(msg, channel, Boolean((msg as Request<"shutdown_request">).content.restart));
+      case "comm_open": {
+        // No comm target is registered here: the spec says to close the comm at once, on iopub.
+        const content = msg.content as { comm_id?: unknown };
+        if (typeof content?.comm_id === "string") this.server.publish("comm_close", { comm_id: content.comm_id, data: {} }, msg);
+        return;
+      }
       default:
-        // comm_open / comm_msg / comm_close and unknown requests: no comms here, and the spec says
-        // a kernel ignores what it does not know.
+        // comm_msg / comm_close and unknown requests: no comms here, and the spec says a kernel
+        // ignores what it does not know.
         return;
     }
   }
@@ -248,6 +261,8 @@ export class Kernel {
     const { code: body } = splitMagicBody(code);
     const res = isCompleteCode(body);
     if (!res.completed) return { status: "incomplete", indent: res.indent ?? "" };
+    // More lines cannot fix a syntax error before the end (`1 +* 2`, a stray `)`): IPython says invalid.
+    if (hasSyntaxError(body)) return { status: "invalid" };
     // A cell magic, as in ipykernel, runs only after an empty line: every complete prefix of its
     // body would otherwise run at once in a console (`%%launch -n 3` + Enter, with no body).
     if (code.startsWith("%%") && !endsWithBlankLine(code)) return { status: "incomplete", indent: "" };
@@ -270,6 +285,12 @@ export class Kernel {
     for (const launch of this.activeLaunches) launch.abortSync();
     this.launchHost.disposeWarmPool();
   }
+}
+
+/** Whether the TypeScript parser finds a syntax error in the code (the type checker is not involved). */
+function hasSyntaxError(code: string): boolean {
+  const file = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS) as unknown as { parseDiagnostics?: unknown[] };
+  return (file.parseDiagnostics?.length ?? 0) > 0;
 }
 
 /** The cell has more than one line and its last line is blank (what ends a cell magic in a console). */

@@ -3,7 +3,7 @@
 // looks at the kernel process. Returns the outcome; kernel.ts turns it into iopub and the reply.
 import { inspect } from "util";
 import type { LaunchHooks } from "../launcher/api";
-import type { CellError } from "../launcher/contract";
+import { offeredOutput, type CellError } from "../launcher/contract";
 import { parseMagic } from "./cells/magics";
 import type { Session } from "./cells/session";
 import type { CellOutput } from "./jupyter/cell-output";
@@ -52,6 +52,14 @@ async function runByKind(code: string, executionCount: number, ctx: CellContext)
   ctx.output.flush();
   if (!outcome.ok) return { error: outcome.error };
   if (!outcome.hasResult) return { error: null };
+  // An object with [Symbol.for("Jupyter.display")]() shows the bundle it offers (Deno's protocol).
+  try {
+    const offered = await offeredOutput(outcome.result);
+    if (offered) return { error: null, result: offered.data };
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    return { error: { ename: e.name, evalue: e.message, traceback: [`${e.name}: ${e.message}`] } };
+  }
   const text = typeof outcome.result === "string" ? outcome.result : inspect(outcome.result, { colors: false });
   return { error: null, result: { "text/plain": text } };
 }

@@ -5,7 +5,7 @@ import { inspect } from "util";
 import { createConverter, type Converter, type ConvertResult } from "tslab/dist/converter";
 import { createExecutor, type Executor } from "tslab/dist/executor";
 import { alignLines } from "./line-map";
-import { CompileError as ReportedCompileError, ReportedError, type CellError, type RecordedCell } from "../../launcher/contract";
+import { CompileError as ReportedCompileError, NOTEBOOK_GLOBALS_DTS, ReportedError, type CellError, type RecordedCell } from "../../launcher/contract";
 
 /** A cell source's first line equal to this keeps the cell out of the replay in workers. */
 export const NO_REPLAY_MARKER = "//%tslaunch:no-replay";
@@ -44,6 +44,8 @@ export class Session {
 
   constructor(readonly cwd: string) {
     this.converter = createConverter({ isJS: false, isBrowser: false });
+    // display() is a global of every cell (kernel/kernel.ts, worker-main.ts).
+    this.converter.addModule("__tslaunch_globals__", NOTEBOOK_GLOBALS_DTS);
     const recordingConverter: Converter = {
       ...this.converter,
       convert: (prevDecl, src) => {

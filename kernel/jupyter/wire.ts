@@ -125,6 +125,7 @@ export interface IopubContents {
   display_data: DisplayData;
   update_display_data: DisplayData;
   error: ErrorContent;
+  comm_close: { comm_id: string; data: Record<string, unknown> };
 }
 
 /** Any iopub content as a client reads it from a kernel it does not trust: every field may be missing. */

@@ -8,3 +8,4 @@ export * from "./node-protocol";
 export * from "./sealed-link";
 export * from "./vocabulary";
 export * from "./trace";
+export * from "./notebook-display";

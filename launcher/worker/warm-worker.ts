@@ -6,7 +6,7 @@
 // (worker-main.ts), skipping the cells it replayed. It is never given a second launch.
 import path from "path";
 import { traceMark, WARM_TITLE, type WarmAssignment, type WarmPrepare, type WarmReport } from "../contract";
-import { adoptLifeline, holdLifeline, main } from "./worker-main";
+import { adoptLifeline, holdLifeline, installNotebookGlobals, main } from "./worker-main";
 import { PreReplay } from "./pre-replay";
 
 type PoolMessage = WarmAssignment | WarmPrepare;
@@ -40,6 +40,7 @@ function silenceOutput(): () => void {
 async function warmStart(): Promise<void> {
   process.title = WARM_TITLE;
   adoptLifeline(holdLifeline(null));
+  installNotebookGlobals(); // as a fresh worker has them before it replays
   const preReplay = new PreReplay();
   const unsilence = silenceOutput();
   // A replayed cell's timer or promise that fails later: this worker no longer matches a fresh one.

@@ -52,3 +52,8 @@ export function newDisplay() {
   return new UpdatingDisplay(randomBytes(8).toString("hex"));
 }
 export const versions = { tslab: "tslaunch-worker", typescript: "none (workers run recorded JavaScript)", node: process.version };
+
+/** One display_data from the worker's `display` global (launcher/contract/notebook-display.ts). */
+export function emitDisplay(output: { data: Record<string, unknown>; metadata: Record<string, unknown> }): void {
+  sink(output, false);
+}

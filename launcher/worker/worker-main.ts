@@ -5,9 +5,9 @@ import { writeSync } from "fs";
 import { Worker } from "worker_threads";
 import path from "path";
 import { StringDecoder } from "string_decoder";
-import { ENV, PRIOR_OUTCOMES, readPayload, REPLAYING, traceMark, type ErrorPayload, type LaunchKeys } from "../contract";
+import { createDisplayFunction, ENV, PRIOR_OUTCOMES, readPayload, REPLAYING, traceMark, type ErrorPayload, type LaunchKeys } from "../contract";
 import { WorkerChannel } from "../channel";
-import { setDisplaySink } from "./worker-display";
+import { emitDisplay, setDisplaySink } from "./worker-display";
 import { createCellRuntime, runCell, type CellRuntime } from "./replay";
 import { deserialize, serialize } from "v8";
 import { attachWorkerChannel, closeCollectives, pendingCollectives, setCollectiveKey } from "./collectives-api";
@@ -199,6 +199,7 @@ export async function main(preReplayed?: PreReplayed): Promise<void> {
   });
 
   traceMark("worker: hello sent");
+  installNotebookGlobals();
   const payload = readPayload(process.env[ENV.payload]!);
   traceMark("worker: payload read");
   const runtime = preReplayed?.runtime ?? createCellRuntime(payload);
@@ -267,6 +268,11 @@ async function untilEventLoopIdle(baseline: ResourceCounts, flush: () => void): 
     const now = countResources();
     if (pendingCollectives() === 0 && [...now].every(([type, n]) => n <= (baseline.get(type) ?? 0))) return;
   }
+}
+
+/** display() shows through the launch cell, as in the kernel. */
+export function installNotebookGlobals(): void {
+  (globalThis as Record<string, unknown>).display = createDisplayFunction(emitDisplay);
 }
 
 /** Set by a warm worker, which holds its lifeline from its start. */

@@ -32,6 +32,9 @@ class TslaunchKernelTests(jupyter_kernel_test.KernelTests):
     complete_code_samples = ["1 + 1", "let x = 1;", '%%launch -n 2\nconsole.log("hi")\n', '%%launch -n 2\nconsole.log("hi")\n\n']
     incomplete_code_samples = ["function f() {", "%%launch -n 2\nfunction f() {", "%%launch -n 3", '%%launch -n 2\nconsole.log("hi")']
 
+    # A syntax error before the end cannot be fixed by more lines.
+    invalid_code_samples = ["1 +* 2", ")", "%%launch -n 2\nlet = = 3"]
+
     code_generate_error = 'throw new Error("boom")'
 
     code_execute_result = [
@@ -40,6 +43,9 @@ class TslaunchKernelTests(jupyter_kernel_test.KernelTests):
 
     code_display_data = [
         {"code": 'import * as tslab from "tslab"; tslab.display.html("<b>x</b>")', "mime": "text/html"},
+        # Deno's display protocol, through the global display(), and display.json without casts
+        {"code": 'display({ [Symbol.for("Jupyter.display")]() { return { "text/html": "<i>deno</i>" }; } })', "mime": "text/html"},
+        {"code": "display.json({ a: 1 })", "mime": "application/json"},
     ]
 
     code_inspect_sample = "Math.abs"
@@ -55,6 +61,35 @@ class TslaunchKernelTests(jupyter_kernel_test.KernelTests):
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 return outputs
             outputs.append(msg)
+
+    def test_trailing_expression_offers_its_display_bundle(self):
+        self.flush_channels()
+        reply, outputs = self.execute_helper(code='({ [Symbol.for("Jupyter.display")]() { return { "text/markdown": "# md" }; } })')
+        self.assertEqual(reply["content"]["status"], "ok")
+        results = [m for m in outputs if m["msg_type"] == "execute_result"]
+        self.assertEqual(len(results), 1)
+        self.assertEqual(results[0]["content"]["data"]["text/markdown"], "# md")
+        self.assertIn("text/plain", results[0]["content"]["data"])
+
+    def test_comm_open_to_an_unknown_target_is_closed_on_iopub(self):
+        self.flush_channels()
+        msg = self.kc.session.msg("comm_open", {"comm_id": "tsl-test-comm", "target_name": "no-such-target", "data": {}})
+        self.kc.shell_channel.send(msg)
+        while True:
+            m = run_sync(self.kc.iopub_channel.get_msg)(timeout=10)
+            if m["msg_type"] == "comm_close":
+                self.assertEqual(m["content"]["comm_id"], "tsl-test-comm")
+                self.assertEqual(m["parent_header"]["msg_id"], msg["header"]["msg_id"])
+                return
+
+    def test_display_json_in_launch_workers(self):
+        self.flush_channels()
+        msg_id = self.kc.execute(code='%%launch -n 2\ndisplay.json({ rank: Number(process.env.RANK) })')
+        reply = self.get_non_kernel_info_reply(timeout=LAUNCH_TIMEOUT)
+        self.assertEqual(reply["content"]["status"], "ok")
+        shown = [m["content"]["data"].get("application/json") for m in self.collect_outputs(msg_id, LAUNCH_TIMEOUT) if m["msg_type"] == "display_data"]
+        self.assertIn({"rank": 0}, shown)
+        self.assertIn({"rank": 1}, shown)
 
     def test_launch_prefixes_every_rank(self):
         self.flush_channels()
