@@ -21,7 +21,7 @@ import { DeviceGuard } from "./launch/device-guard";
 import { KernelLaunchHost } from "./launch/kernel-launch-host";
 import { completeMagic, inspectMagic } from "./launch/magic-help";
 import { runCell, type CellOutcome } from "./run-cell";
-import { createDisplayFunction, ReportedError, traceMark, type CellError } from "../launcher/contract";
+import { createDisplayFunction, ReportedError, StdinNotAllowedError, traceMark, type CellError } from "../launcher/contract";
 
 const KERNEL_VERSION: string = require("../../package.json").version;
 
@@ -44,6 +44,10 @@ export class Kernel {
   /** The kernel as the host of every launch (%%launch cells and notebookLauncher() calls). */
   private readonly launchHost: KernelLaunchHost;
   private currentCode = "";
+  /** The execute_request whose cell runs now (null between cells): prompt()/input() answer to it. */
+  private runningRequest: Request<"execute_request"> | null = null;
+  /** What prompt()/input() got during the running cell, in order: workers replay the cell with them. */
+  private stdinAnswers: string[] = [];
   private readonly log: (s: string) => void;
 
   constructor(conn: ConnectionInfo, cwd: string) {
@@ -93,11 +97,38 @@ export class Kernel {
   interrupt(): void {
     for (const launch of this.activeLaunches) launch.interrupt();
     this.session.interrupt();
+    this.server.stdin.cancelAll(new Error("the input was interrupted"));
   }
 
-  /** display() for cells (declared for the type checker in cells/session.ts). */
+  /** display(), prompt() and input() for cells (declared in launcher/contract/notebook-globals.ts). */
   private installNotebookGlobals(): void {
-    (globalThis as Record<string, unknown>).display = createDisplayFunction((output) => this.cellOutput().display(output, false));
+    const globals = globalThis as Record<string, unknown>;
+    globals.display = createDisplayFunction((output) => this.cellOutput().display(output, false));
+    globals.prompt = (message?: unknown, defaultValue?: unknown): string | null => {
+      const request = this.stdinRequest("prompt");
+      this.cellOutput().flush();
+      const answer = this.server.stdin.askBlocking(request, message === undefined ? "" : String(message), false);
+      // As in browsers and Deno: an empty answer takes the default.
+      const value = answer === "" && defaultValue !== undefined ? String(defaultValue) : answer;
+      this.stdinAnswers.push(value);
+      return value;
+    };
+    globals.input = async (message?: unknown, options?: { password?: boolean }): Promise<string> => {
+      const request = this.stdinRequest("input");
+      this.cellOutput().flush();
+      const answers = this.stdinAnswers;
+      const value = await this.server.stdin.ask(request, message === undefined ? "" : String(message), Boolean(options?.password));
+      answers.push(value);
+      return value;
+    };
+  }
+
+  /** The request prompt()/input() ask for, or a clear error why they cannot ask. */
+  private stdinRequest(fn: "prompt" | "input"): Request<"execute_request"> {
+    const request = this.runningRequest;
+    if (!request) throw new StdinNotAllowedError(fn, "no-cell");
+    if (!request.content.allow_stdin) throw new StdinNotAllowedError(fn, "not-allowed");
+    return request;
   }
 
   private cellOutput(): CellOutput {
@@ -219,11 +250,17 @@ export class Kernel {
     await this.server.iopubFlushed();
 
     let outcome: CellOutcome;
+    this.runningRequest = msg;
+    this.stdinAnswers = [];
     try {
-      outcome = await runCell(code, count, { session: this.session, guard: this.guard, launchHost: this.launchHost, output: this.cellOutput() });
+      outcome = await runCell(code, count, {
+        session: this.session, guard: this.guard, launchHost: this.launchHost, output: this.cellOutput(), stdinAnswers: this.stdinAnswers,
+      });
     } catch (err) {
       // Whatever failed, the cell ends with an error and a reply: a frontend never waits forever.
       outcome = { error: unexpectedCellError(err) };
+    } finally {
+      this.runningRequest = null;
     }
     traceMark("kernel: cell ran");
     // Every line reaches the frontend before the result, the reply and `idle` (paced under a Jupyter server).

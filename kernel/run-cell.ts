@@ -16,6 +16,8 @@ export interface CellContext {
   guard: DeviceGuard;
   launchHost: LaunchHooks;
   output: CellOutput;
+  /** prompt()/input() answers the cell got (filled while it runs): recorded with it for replay. */
+  stdinAnswers: readonly string[];
 }
 
 export interface CellOutcome {
@@ -48,7 +50,7 @@ async function runByKind(code: string, executionCount: number, ctx: CellContext)
       },
     };
   }
-  const outcome = await ctx.session.execute(code, executionCount);
+  const outcome = await ctx.session.execute(code, executionCount, ctx.stdinAnswers);
   ctx.output.flush();
   if (!outcome.ok) return { error: outcome.error };
   if (!outcome.hasResult) return { error: null };

@@ -44,7 +44,7 @@ export class Session {
 
   constructor(readonly cwd: string) {
     this.converter = createConverter({ isJS: false, isBrowser: false });
-    // display() is a global of every cell (kernel/kernel.ts, worker-main.ts).
+    // display(), prompt() and input() are globals of every cell (kernel/kernel.ts, worker-main.ts).
     this.converter.addModule("__tslaunch_globals__", NOTEBOOK_GLOBALS_DTS);
     const recordingConverter: Converter = {
       ...this.converter,
@@ -85,7 +85,7 @@ export class Session {
   }
 
   /** Runs an ordinary cell through tslab's executor. */
-  async execute(code: string, executionCount: number): Promise<CellOutcome> {
+  async execute(code: string, executionCount: number, stdinAnswers: readonly string[] = []): Promise<CellOutcome> {
     this.sink = { diagnostics: [] };
     this.lastExpression = null;
     this.lastConverted = null;
@@ -104,6 +104,7 @@ export class Session {
           async: Boolean(converted.hasToplevelAwait),
           lastExpressionVar: converted.lastExpressionVar,
           jsLineToCellLine: alignLines(converted.output, code),
+          ...(stdinAnswers.length > 0 ? { stdinAnswers: [...stdinAnswers] } : {}),
         });
       }
     }

@@ -1,6 +1,8 @@
 // The kernel's five ZeroMQ sockets. Every socket is bound before its receive loop starts, and every
-// send goes through a SendQueue (zeromq.js allows one pending send per socket).
-import { Publisher, Reply, Router } from "zeromq";
+// send goes through a SendQueue (zeromq.js allows one pending send per socket). stdin and the
+// heartbeat live in a thread of their own (stdin-channel.ts), so that a busy cell blocks neither.
+import { Publisher, Router } from "zeromq";
+import { StdinChannel } from "./stdin-channel";
 import { decode, encode, endpoint, newHeader, WireError, type ConnectionInfo, type IopubContents, type JupyterMessage, type ReplyContents } from "./wire";
 import { SendQueue } from "../../launcher/api";
 
@@ -9,12 +11,12 @@ export type RequestHandler = (msg: JupyterMessage, channel: "shell" | "control")
 export class KernelServer {
   private readonly shell = new Router({ sendHighWaterMark: 0 });
   private readonly control = new Router({ sendHighWaterMark: 0 });
-  private readonly stdin = new Router();
   // A PUB socket drops messages past its high-water mark (1000 by default) without a word: during
   // a flood that is lost output. No limit: the send queue already holds them in order.
   private readonly iopub = new Publisher({ sendHighWaterMark: 0 });
-  private readonly hb = new Reply();
-  private readonly queues: Record<"shell" | "control" | "stdin" | "iopub", SendQueue>;
+  /** stdin (prompt()/input()) and the heartbeat, in their own thread. */
+  readonly stdin: StdinChannel;
+  private readonly queues: Record<"shell" | "control" | "iopub", SendQueue>;
   private closed = false;
 
   constructor(private readonly conn: ConnectionInfo, private readonly log: (s: string) => void) {
@@ -22,22 +24,20 @@ export class KernelServer {
     this.queues = {
       shell: new SendQueue(this.shell, onError),
       control: new SendQueue(this.control, onError),
-      stdin: new SendQueue(this.stdin, onError),
       iopub: new SendQueue(this.iopub, onError),
     };
+    this.stdin = new StdinChannel(conn);
   }
 
   async start(onShell: RequestHandler, onControl: RequestHandler): Promise<void> {
     await Promise.all([
       this.shell.bind(endpoint(this.conn, "shell")),
       this.control.bind(endpoint(this.conn, "control")),
-      this.stdin.bind(endpoint(this.conn, "stdin")),
       this.iopub.bind(endpoint(this.conn, "iopub")),
-      this.hb.bind(endpoint(this.conn, "hb")),
+      this.stdin.started(),
     ]);
     void this.receive(this.shell, (m) => onShell(m, "shell"));
     void this.receive(this.control, (m) => onControl(m, "control"));
-    void this.heartbeat();
   }
 
   private async receive(socket: Router, handle: (m: JupyterMessage) => Promise<void>): Promise<void> {
@@ -55,14 +55,6 @@ export class KernelServer {
       }
     } catch (err) {
       if (!this.closed) this.log(`receive loop ended: ${String(err)}`);
-    }
-  }
-
-  private async heartbeat(): Promise<void> {
-    try {
-      for await (const frames of this.hb) await this.hb.send(frames);
-    } catch {
-      // closed
     }
   }
 
@@ -104,6 +96,7 @@ export class KernelServer {
 
   close(): void {
     this.closed = true;
-    for (const socket of [this.shell, this.control, this.stdin, this.iopub, this.hb]) socket.close();
+    for (const socket of [this.shell, this.control, this.iopub]) socket.close();
+    this.stdin.close();
   }
 }

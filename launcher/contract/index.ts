@@ -9,3 +9,4 @@ export * from "./sealed-link";
 export * from "./vocabulary";
 export * from "./trace";
 export * from "./notebook-display";
+export * from "./notebook-globals";

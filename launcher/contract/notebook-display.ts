@@ -69,24 +69,3 @@ export function createDisplayFunction(emit: (output: MimeOutput) => void): Displ
   display.bundle = (b) => emit(checkedBundle(b));
   return display;
 }
-
-/**
- * The globals a cell may use without an import, declared for the type checker (added to tslab's
- * converter as a virtual module).
- */
-export const NOTEBOOK_GLOBALS_DTS = `declare global {
-  /** Shows a value: with its [Symbol.for("Jupyter.display")]() MIME bundle if it has one, else as text. */
-  function display(value: unknown): void | Promise<void>;
-  namespace display {
-    function json(value: unknown): void;
-    function html(html: string): void;
-    function markdown(markdown: string): void;
-    function latex(latex: string): void;
-    function svg(svg: string): void;
-    function png(bytes: Uint8Array): void;
-    function jpeg(bytes: Uint8Array): void;
-    function text(text: string): void;
-    function bundle(bundle: Record<string, unknown>): void;
-  }
-}
-`;

@@ -14,6 +14,8 @@ export interface RecordedCell {
   lastExpressionVar?: string;
   /** jsLineToCellLine[i] = 1-based cell line of JavaScript line i+1 (0: unknown). */
   jsLineToCellLine: number[];
+  /** What prompt()/input() answered while the cell ran in the kernel: a replay gets the same answers. */
+  stdinAnswers?: string[];
 }
 
 export interface LaunchPayload {

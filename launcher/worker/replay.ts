@@ -86,7 +86,16 @@ export function createCellRuntime(payload: LaunchPayload): CellRuntime {
  * stack's line numbers equal the recorded JavaScript's, which the kernel maps back to cell lines.
  * For the function API, `argsV8` holds the arguments; the body leaves its value in `exports`.
  */
+/** The answers prompt()/input() gave in the kernel to the cell being replayed, still to give. */
+let replayAnswers: string[] = [];
+
+/** The next recorded prompt()/input() answer of the replayed cell (undefined in a body: ranks have no stdin). */
+export function nextReplayAnswer(): string | undefined {
+  return replayAnswers.shift();
+}
+
 export async function runCell(runtime: CellRuntime, cell: RecordedCell, isBody: boolean, argsV8?: string): Promise<unknown> {
+  replayAnswers = isBody ? [] : [...(cell.stdinAnswers ?? [])];
   if (argsV8 !== undefined) runtime.exports.__tslaunch_args__ = deserialize(Buffer.from(argsV8, "base64"));
   const head = cell.async ? "(async function(exports, require) {" : "(function(exports, require) {";
   const wrapped = `${head}\n${cell.js}\n})(__tslab__.exports, __tslab__.require)`;

@@ -5,10 +5,10 @@ import { writeSync } from "fs";
 import { Worker } from "worker_threads";
 import path from "path";
 import { StringDecoder } from "string_decoder";
-import { createDisplayFunction, ENV, PRIOR_OUTCOMES, readPayload, REPLAYING, traceMark, type ErrorPayload, type LaunchKeys } from "../contract";
+import { createDisplayFunction, ENV, PRIOR_OUTCOMES, readPayload, REPLAYING, StdinNotAllowedError, traceMark, type ErrorPayload, type LaunchKeys } from "../contract";
 import { WorkerChannel } from "../channel";
 import { emitDisplay, setDisplaySink } from "./worker-display";
-import { createCellRuntime, runCell, type CellRuntime } from "./replay";
+import { createCellRuntime, nextReplayAnswer, runCell, type CellRuntime } from "./replay";
 import { deserialize, serialize } from "v8";
 import { attachWorkerChannel, closeCollectives, pendingCollectives, setCollectiveKey } from "./collectives-api";
 import { resolveOwnPackage } from "./own-package";
@@ -272,7 +272,19 @@ async function untilEventLoopIdle(baseline: ResourceCounts, flush: () => void): 
 
 /** display() shows through the launch cell, as in the kernel. */
 export function installNotebookGlobals(): void {
-  (globalThis as Record<string, unknown>).display = createDisplayFunction(emitDisplay);
+  const globals = globalThis as Record<string, unknown>;
+  globals.display = createDisplayFunction(emitDisplay);
+  // A replayed cell gets the answers it got in the kernel; a body has no one to ask.
+  globals.prompt = (): string | null => {
+    const answer = nextReplayAnswer();
+    if (answer === undefined) throw new StdinNotAllowedError("prompt", "launch");
+    return answer;
+  };
+  globals.input = async (): Promise<string> => {
+    const answer = nextReplayAnswer();
+    if (answer === undefined) throw new StdinNotAllowedError("input", "launch");
+    return answer;
+  };
 }
 
 /** Set by a warm worker, which holds its lifeline from its start. */

@@ -91,6 +91,94 @@ class TslaunchKernelTests(jupyter_kernel_test.KernelTests):
         self.assertIn({"rank": 0}, shown)
         self.assertIn({"rank": 1}, shown)
 
+    def answer_input_request(self, value, expect_prompt, expect_password=False):
+        """Reads the kernel's input_request on stdin and answers it (jupyter_kernel_test's schema wants a
+        number for `password`, the spec a boolean: the fields are checked here)."""
+        request = run_sync(self.kc.stdin_channel.get_msg)(timeout=15)
+        self.assertEqual(request["msg_type"], "input_request")
+        self.assertEqual(request["header"]["msg_type"], "input_request")
+        self.assertEqual(request["parent_header"]["msg_type"], "execute_request")
+        self.assertEqual(request["content"]["prompt"], expect_prompt)
+        self.assertEqual(request["content"]["password"], expect_password)
+        self.kc.input(value)
+
+    def test_input_request_for_prompt(self):
+        self.flush_channels()
+        msg_id = self.kc.execute(code='const who = prompt("Your name?");\nconsole.log("hello " + who)', allow_stdin=True)
+        self.answer_input_request("Ada", "Your name?")
+        reply = self.get_non_kernel_info_reply(timeout=15)
+        self.assertEqual(reply["content"]["status"], "ok")
+        stdout = "".join(m["content"]["text"] for m in self.collect_outputs(msg_id, 15) if m["msg_type"] == "stream")
+        self.assertEqual(stdout, "hello Ada\n")
+
+    def test_prompt_gives_its_default_for_an_empty_answer(self):
+        self.flush_channels()
+        msg_id = self.kc.execute(code='prompt("Colour?", "blue")', allow_stdin=True)
+        self.answer_input_request("", "Colour?")
+        reply = self.get_non_kernel_info_reply(timeout=15)
+        self.assertEqual(reply["content"]["status"], "ok")
+        results = [m for m in self.collect_outputs(msg_id, 15) if m["msg_type"] == "execute_result"]
+        self.assertEqual(results[0]["content"]["data"]["text/plain"], "blue")
+
+    def test_async_input_with_password(self):
+        self.flush_channels()
+        msg_id = self.kc.execute(code='const secret: string = await input("Password:", { password: true });\nsecret.length', allow_stdin=True)
+        self.answer_input_request("hunter2", "Password:", expect_password=True)
+        reply = self.get_non_kernel_info_reply(timeout=15)
+        self.assertEqual(reply["content"]["status"], "ok")
+        results = [m for m in self.collect_outputs(msg_id, 15) if m["msg_type"] == "execute_result"]
+        self.assertEqual(results[0]["content"]["data"]["text/plain"], "7")
+
+    def test_prompt_without_stdin_is_a_clear_error(self):
+        self.flush_channels()
+        for code in ['prompt("x")', 'await input("x")']:
+            self.kc.execute(code=code, allow_stdin=False)
+            reply = self.get_non_kernel_info_reply(timeout=15)
+            self.assertEqual(reply["content"]["status"], "error")
+            self.assertEqual(reply["content"]["ename"], "StdinNotAllowedError")
+            self.assertIn("allow_stdin is false", reply["content"]["evalue"])
+
+    def test_interrupt_ends_a_waiting_prompt(self):
+        for code in ['prompt("Waiting?")', 'await input("Waiting?")']:
+            self.flush_channels()
+            self.kc.execute(code=code, allow_stdin=True)
+            request = run_sync(self.kc.stdin_channel.get_msg)(timeout=15)
+            self.assertEqual(request["msg_type"], "input_request")
+            self.km.interrupt_kernel()
+            reply = self.get_non_kernel_info_reply(timeout=15)
+            self.assertEqual(reply["content"]["status"], "error")
+            self.assertEqual(reply["content"]["ename"], "KeyboardInterrupt")
+        # ... and the kernel lives on, and asks again
+        self.flush_channels()
+        self.kc.execute(code='prompt("Again?")', allow_stdin=True)
+        self.answer_input_request("yes", "Again?")
+        self.assertEqual(self.get_non_kernel_info_reply(timeout=15)["content"]["status"], "ok")
+
+    def test_heartbeat_answers_while_a_cell_is_busy(self):
+        self.flush_channels()
+        self.kc.execute(code="const until = Date.now() + 4000; while (Date.now() < until) {}")
+        # jupyter_client's heartbeat thread pings once a second and marks the kernel dead after a missed beat.
+        import time
+        time.sleep(3.5)
+        self.assertTrue(self.kc.hb_channel.is_beating())
+        self.assertEqual(self.get_non_kernel_info_reply(timeout=15)["content"]["status"], "ok")
+
+    def test_launch_replays_the_answers_and_its_body_cannot_ask(self):
+        self.flush_channels()
+        self.kc.execute(code='const launchedFor = prompt("For whom?");', allow_stdin=True)
+        self.answer_input_request("Grace", "For whom?")
+        self.assertEqual(self.get_non_kernel_info_reply(timeout=15)["content"]["status"], "ok")
+        msg_id = self.kc.execute(code="%%launch -n 2\nconsole.log(`for ${launchedFor}`)")
+        reply = self.get_non_kernel_info_reply(timeout=LAUNCH_TIMEOUT)
+        self.assertEqual(reply["content"]["status"], "ok")
+        stdout = "".join(m["content"]["text"] for m in self.collect_outputs(msg_id, LAUNCH_TIMEOUT) if m["msg_type"] == "stream")
+        self.assertIn("[rank0]: for Grace\n", stdout)
+        self.assertIn("[rank1]: for Grace\n", stdout)
+        self.kc.execute(code='%%launch -n 2\nprompt("from a rank?")', allow_stdin=True)
+        reply = self.get_non_kernel_info_reply(timeout=LAUNCH_TIMEOUT)
+        self.assertEqual(reply["content"]["status"], "error")
+        self.assertIn("ranks have no stdin", reply["content"]["evalue"])
+
     def test_launch_prefixes_every_rank(self):
         self.flush_channels()
         code = '%%launch -n 2\nconsole.log("hello from rank", process.env.RANK)'

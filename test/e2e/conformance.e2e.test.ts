@@ -42,6 +42,12 @@ describe('Jupyter protocol conformance', () => {
       'test_inspect',
       'test_launch_prefixes_every_rank',
       'test_launch_failure_is_one_error',
+      'test_input_request_for_prompt',
+      'test_async_input_with_password',
+      'test_prompt_without_stdin_is_a_clear_error',
+      'test_interrupt_ends_a_waiting_prompt',
+      'test_heartbeat_answers_while_a_cell_is_busy',
+      'test_launch_replays_the_answers_and_its_body_cannot_ask',
     ]) {
       expect(r.output).toMatch(new RegExp(`${name} \\([^)]*\\)[^\\n]*\\.\\.\\. ok`));
     }
