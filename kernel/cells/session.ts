@@ -2,10 +2,12 @@
 // them to record what each successful cell compiled to (for replay in workers) and to turn tslab's
 // console calls (diagnostics, errors, the trailing expression) into Jupyter outputs.
 import { inspect } from "util";
+import type * as vm from "vm";
 import { createConverter, type Converter, type ConvertResult } from "tslab/dist/converter";
 import { createExecutor, type Executor } from "tslab/dist/executor";
 import { alignLines } from "./line-map";
-import { CompileError as ReportedCompileError, NOTEBOOK_GLOBALS_DTS, ReportedError, type CellError, type RecordedCell } from "../../launcher/contract";
+import { cellFileName, CompileError as ReportedCompileError, NOTEBOOK_GLOBALS_DTS, ReportedError, type CellError, type RecordedCell } from "../../launcher/contract";
+import { mapCellStack, type CellLines } from "../../launcher/group/stack-map";
 
 /** A cell source's first line equal to this keeps the cell out of the replay in workers. */
 export const NO_REPLAY_MARKER = "//%tslaunch:no-replay";
@@ -41,6 +43,8 @@ export class Session {
   /** JavaScript of earlier successful cells, in execution order. */
   readonly recorded: RecordedCell[] = [];
   readonly sideOutputs = new Map<string, string>();
+  /** Every cell that ran (replayed or not), by its file name in stacks: a traceback names cell lines. */
+  private readonly cellLines = new Map<string, CellLines>();
 
   constructor(readonly cwd: string) {
     this.converter = createConverter({ isJS: false, isBrowser: false });
@@ -91,7 +95,16 @@ export class Session {
     this.lastConverted = null;
     this.runningCode = code;
     this.interruptRequested = false;
-    const ok = await this.executor.execute(code).finally(() => (this.runningCode = null));
+    // tslab's executor compiles and runs the cell synchronously inside execute(), before its first
+    // await: only that one run gets the cell's file name.
+    const restore = nameNextRun(cellFileName(executionCount, false));
+    const running = this.executor.execute(code);
+    restore();
+    const converted0 = this.lastConverted as ConvertResult | null;
+    if (converted0?.output) {
+      this.cellLines.set(cellFileName(executionCount, false), { executionCount, jsLineToCellLine: alignLines(converted0.output, code) });
+    }
+    const ok = await running.finally(() => (this.runningCode = null));
     if (!ok) return { ok: false, error: this.interruptRequested || isInterruption(this.sink.exception) ? KEYBOARD_INTERRUPT : this.errorFromSink() };
     const converted = this.lastConverted as ConvertResult | null;
     if (converted) {
@@ -194,10 +207,32 @@ export class Session {
     const reported = ReportedError.toCellError(exception);
     if (reported) return reported;
     if (exception instanceof Error) {
-      return { ename: exception.name || "Error", evalue: exception.message, traceback: (exception.stack ?? String(exception)).split("\n") };
+      // Frames name cell lines ("cell [3], line 2"); the kernel's and tslab's own frames are dropped.
+      const stack = mapCellStack(exception.stack ?? String(exception), (file) => this.cellLines.get(file));
+      return { ename: exception.name || "Error", evalue: exception.message, traceback: stack.split("\n") };
     }
     return { ename: "Error", evalue: inspect(exception), traceback: [`Uncaught ${inspect(exception)}`] };
   }
+}
+
+/**
+ * Makes the next vm.runInThisContext() call (tslab's executor running a cell) name its code
+ * `fileName`, so that stack frames can be told apart by cell and mapped to cell lines. tslab gives
+ * no option for it; the patch is undone by the returned function, right after that call.
+ */
+function nameNextRun(fileName: string): () => void {
+  // The module object itself (what tslab's require("vm") gets), not an import namespace copy.
+  const vmModule = require("vm") as { runInThisContext: typeof vm.runInThisContext };
+  const original = vmModule.runInThisContext;
+  const named = (code: string, options?: vm.RunningScriptOptions | string) => {
+    vmModule.runInThisContext = original;
+    // tslab puts its wrapper and the cell's first line on one line: no line offset. displayErrors off:
+    // V8 would otherwise put the generated source line at the top of the stack.
+    const given = typeof options === "object" ? options : {};
+    return original(code, { ...given, filename: fileName, displayErrors: false });
+  };
+  vmModule.runInThisContext = named as typeof vm.runInThisContext;
+  return () => void (vmModule.runInThisContext = original);
 }
 
 /** What an interrupted cell shows: the same clean report as an interrupted `%%launch`, no stack. */

@@ -7,31 +7,41 @@ import { cellFileName, type LaunchPayload, type RecordedCell } from "../contract
 const WRAPPER_FRAME = "\u0000tslaunch-wrapper";
 const FRAME_FILE = /(tslaunch-(?:launch-)?cell-(\d+)\.js):(\d+)(?::(\d+))?/g;
 
+/** Where a cell's JavaScript lines came from: enough to name a frame's cell line. */
+export type CellLines = Pick<RecordedCell, "executionCount" | "jsLineToCellLine">;
+
+/**
+ * Frames inside tslaunch's own code (the kernel, the launcher, tslab's executor) or Node's internals
+ * say nothing to the user: they are dropped.
+ */
+const INTERNAL_FRAME = /\(node:|at node:|[\\/]dist[\\/](?:launcher|kernel)[\\/]|[\\/]node_modules[\\/]tslab[\\/]|^\s+at new Promise \(<anonymous>\)$/;
+
 export function createStackMapper(payload: Pick<LaunchPayload, "replay" | "body">): (stack: string) => string {
-  const byFile = new Map<string, RecordedCell>();
+  const byFile = new Map<string, CellLines>();
   for (const cell of payload.replay) byFile.set(cellFileName(cell.executionCount, false), cell);
   byFile.set(cellFileName(payload.body.executionCount, true), payload.body);
+  return (stack) => mapCellStack(stack, (file) => byFile.get(file));
+}
 
-  return (stack: string) => {
-    const lines = stack.split("\n").flatMap((line) => {
-      // Frames inside tslaunch's own worker code or Node's internals say nothing to the user.
-      if (/^\s+at /.test(line) && !FRAME_FILE.test(line) && /\(node:|at node:|[\\/]dist[\\/]launcher[\\/]|^\s+at new Promise \(<anonymous>\)$/.test(line)) {
-        FRAME_FILE.lastIndex = 0;
-        return [];
-      }
+/** A stack with every frame in a cell's generated JavaScript named by its cell line, and internal frames dropped. */
+export function mapCellStack(stack: string, cellOf: (file: string) => CellLines | undefined): string {
+  const lines = stack.split("\n").flatMap((line) => {
+    if (/^\s+at /.test(line) && !FRAME_FILE.test(line) && INTERNAL_FRAME.test(line)) {
       FRAME_FILE.lastIndex = 0;
-      return [
-        line.replace(FRAME_FILE, (whole, file: string, count: string, jsLine: string) => {
-          const cell = byFile.get(file);
-          if (!cell) return whole;
-          if (Number(jsLine) > cell.jsLineToCellLine.length) return WRAPPER_FRAME;
-          const cellLine = cell.jsLineToCellLine[Number(jsLine) - 1] ?? 0;
-          const label = cell.executionCount > 0 ? `cell [${count}]` : "launched code";
-          return cellLine > 0 ? `${label}, line ${cellLine}` : `${label}, generated line ${jsLine}`;
-        }),
-      ];
-    });
-    // Earlier cells' functions are called through the session's exports Proxy: "at Proxy.helper".
-    return lines.filter((l) => !l.includes(WRAPPER_FRAME)).map((l) => l.replace(/^(\s+at )Proxy\./, "$1")).join("\n");
-  };
+      return [];
+    }
+    FRAME_FILE.lastIndex = 0;
+    return [
+      line.replace(FRAME_FILE, (whole, file: string, count: string, jsLine: string) => {
+        const cell = cellOf(file);
+        if (!cell) return whole;
+        if (Number(jsLine) > cell.jsLineToCellLine.length) return WRAPPER_FRAME;
+        const cellLine = cell.jsLineToCellLine[Number(jsLine) - 1] ?? 0;
+        const label = cell.executionCount > 0 ? `cell [${count}]` : "launched code";
+        return cellLine > 0 ? `${label}, line ${cellLine}` : `${label}, generated line ${jsLine}`;
+      }),
+    ];
+  });
+  // Earlier cells' functions are called through the session's exports Proxy: "at Proxy.helper".
+  return lines.filter((l) => !l.includes(WRAPPER_FRAME)).map((l) => l.replace(/^(\s+at )Proxy\./, "$1")).join("\n");
 }

@@ -155,6 +155,26 @@ describe('ordinary cells through Jupyter', () => {
     expect(next.outputs).toEqual([expect.objectContaining({ output_type: 'execute_result', data: { 'text/plain': '2' } })]);
   });
 
+  it('a runtime error\'s traceback names cell lines, across cells and after an await, with no kernel frames or install paths', async () => {
+    const define = await runCell(kernel, '// a helper\nfunction checked(x: number) {\n  if (x > 1) throw new Error("too big");\n  return x;\n}');
+    expect(define.reply.content.status).toBe('ok');
+    const defineCount = (define.reply.content as { execution_count: number }).execution_count;
+    const r = await runCell(kernel, 'const small = 1;\nchecked(small);\nchecked(5);');
+    const count = (r.reply.content as { execution_count: number }).execution_count;
+    const err = r.outputs.find((o) => o.output_type === 'error');
+    expect(err && err.output_type === 'error' && err.traceback).toEqual([
+      'Error: too big',
+      `    at checked (cell [${defineCount}], line 3)`,
+      `    at cell [${count}], line 3`,
+    ]);
+    const later = await runCell(kernel, 'await Promise.resolve();\n\nJSON.parse("{");');
+    const laterCount = (later.reply.content as { execution_count: number }).execution_count;
+    const laterErr = later.outputs.find((o) => o.output_type === 'error');
+    const trace = laterErr && laterErr.output_type === 'error' ? laterErr.traceback.join('\n') : '';
+    expect(trace).toContain(`at cell [${laterCount}], line 3`);
+    expect(trace).not.toMatch(/node_modules|dist[\\/]|evalmachine|node:/);
+  });
+
   it('a type error is a CompileError and nothing in the cell runs', async () => {
     const r = await runCell(kernel, 'console.log("ran");\nconst wrong: number = "not a number";');
     expect(r.reply.content.status).toBe('error');
