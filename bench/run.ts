@@ -1,7 +1,7 @@
 // `npm run bench [-- options]`: our figures beside the anchor benchmarks (../shared/anchors), measured
 // in the same run, as ratios. Prints markdown tables and writes bench/results/<stamp>.json.
 //
-//   --only latency|logs|cell|guard|collectives|rendezvous  one section (repeatable, or comma-separated); default: all
+//   --only latency|logs|cell|guard|collectives|rendezvous|kernel  one section (repeatable, or comma-separated); default: all
 //   --coll-rounds N            ours/gloo alternations per world size (collectives; default 2, quick 1)
 //   --reps N                   warm launches per N (latency) and interleaved rounds (logs); default 7 / 5 (quick 5 / 3)
 //   --quick                    a short run: N = 1, 4; 10 000 lines; fewer reps
@@ -39,9 +39,10 @@ import { collectivesTable, runCollectivesBench } from "./collectives";
 import { breakdownTable, runBreakdown } from "./breakdown";
 import { runScriptLatency, scriptLatencyTable } from "./script-latency";
 import { rendezvousTable, runRendezvous } from "./rendezvous";
+import { kernelBenchTable, runKernelBench } from "./kernel";
 
-type Section = "latency" | "logs" | "cell" | "guard" | "collectives" | "rendezvous";
-const SECTIONS: Section[] = ["latency", "logs", "cell", "guard", "collectives", "rendezvous"];
+type Section = "latency" | "logs" | "cell" | "guard" | "collectives" | "rendezvous" | "kernel";
+const SECTIONS: Section[] = ["latency", "logs", "cell", "guard", "collectives", "rendezvous", "kernel"];
 
 interface Options {
   only: Section[];
@@ -61,7 +62,7 @@ interface Options {
 function usage(message?: string): never {
   if (message) console.error(`bench: ${message}`);
   console.error(
-    "usage: npm run bench -- [--quick] [--only latency|logs|cell|guard|collectives|rendezvous] [--coll-rounds N] [--reps N] [--ns 1,2,4,8] [--lines L] [--log-ranks N] [--cell-reps N] [--ipp-calls N] [--anchors DIR] [--out FILE] [--kernel-env KEY=VALUE]...",
+    "usage: npm run bench -- [--quick] [--only latency|logs|cell|guard|collectives|rendezvous|kernel] [--coll-rounds N] [--reps N] [--ns 1,2,4,8] [--lines L] [--log-ranks N] [--cell-reps N] [--ipp-calls N] [--anchors DIR] [--out FILE] [--kernel-env KEY=VALUE]...",
   );
   process.exit(message ? 2 : 0);
 }
@@ -304,6 +305,15 @@ async function main(): Promise<void> {
       const table = rendezvousTable(rows);
       console.log(table);
       markdown.push(`## Rendezvous across nodes\n\nFrom Launch.run() on node 0, agents (\`tslaunch agent\`, 1 rank each) already waiting; loopback.\n\n${table}`);
+    });
+    await section("kernel", async () => {
+      console.log(`\n## Kernel start, round trip and memory beside Deno's kernel (load ${loadavg().join(" ")})`);
+      const r = await runKernelBench({ rounds: o.reps || (o.quick ? 3 : 5), reps: o.quick ? 20 : 50, scratch: scratch.dir, marker }, log);
+      (result as Record<string, unknown>).kernel = r;
+      const table = kernelBenchTable(r);
+      console.log(table);
+      markdown.push(`## Kernel beside Deno\n\n${table}`);
+      if (r.errors.length) process.exitCode = 1;
     });
     await section("logs", async () => {
       console.log(`\n## 2. Log throughput (${o.logRanks} ranks x ${o.lines} lines, ${logRounds} rounds; load ${loadavg().join(" ")})`);

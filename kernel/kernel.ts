@@ -2,28 +2,22 @@
 // run-cell.ts's business (tslab's executor, or a %%launch). Output of any cell reaches iopub through
 // a StreamBatcher. Request and reply contents are typed by jupyter/wire.ts.
 import { StringDecoder } from "string_decoder";
-import * as ts from "@tslab/typescript-for-tslab";
-import { isCompleteCode } from "tslab/dist/converter";
 import { printQuickInfo } from "tslab/dist/inspect";
 import * as tslabJupyter from "tslab/dist/jupyter";
-import { versions as tslabVersions } from "tslab";
 import { setLaunchHost, type ActiveLaunchHandle } from "../launcher/api";
-import { Session } from "./cells/session";
+import { isComplete, splitMagicBody } from "./cells/completeness";
+import { KEYBOARD_INTERRUPT, Session } from "./cells/session";
 import type { CellOutput, DisplayContent } from "./jupyter/cell-output";
 import { codePointsToUtf16, utf16ToCodePoints } from "./jupyter/cursor";
 import { KernelServer } from "./jupyter/server";
 import { iopubPaceFromEnv, OutputPacer, outputMemoryLimitFromEnv } from "./jupyter/output-pacer";
-import {
-  PROTOCOL_VERSION,
-  type CompleteReply, type ConnectionInfo, type InspectReply, type IsCompleteReply, type JupyterMessage, type KernelInfoReply, type Request,
-} from "./jupyter/wire";
+import type { CompleteReply, InspectReply, JupyterMessage, Request } from "./jupyter/wire";
+import { kernelInfo } from "./kernel-info";
 import { DeviceGuard } from "./launch/device-guard";
 import { KernelLaunchHost } from "./launch/kernel-launch-host";
 import { completeMagic, inspectMagic } from "./launch/magic-help";
 import { runCell, type CellOutcome } from "./run-cell";
 import { createDisplayFunction, ReportedError, StdinNotAllowedError, traceMark, type CellError } from "../launcher/contract";
-
-const KERNEL_VERSION: string = require("../../package.json").version;
 
 export class Kernel {
   private readonly server: KernelServer;
@@ -50,10 +44,10 @@ export class Kernel {
   private stdinAnswers: string[] = [];
   private readonly log: (s: string) => void;
 
-  constructor(conn: ConnectionInfo, cwd: string) {
-    const stderrWrite = process.stderr.write.bind(process.stderr);
-    this.log = (s) => void stderrWrite(`[tslaunch kernel] ${s}\n`);
-    this.server = new KernelServer(conn, this.log);
+  /** `server` is already bound and answering kernel_info (kernel/main.ts); `log` writes to the real stderr. */
+  constructor(server: KernelServer, cwd: string, log: (s: string) => void) {
+    this.log = log;
+    this.server = server;
     this.session = new Session(cwd);
     this.pacer = new OutputPacer(
       {
@@ -75,26 +69,43 @@ export class Kernel {
     setLaunchHost(this.launchHost);
   }
 
-  async start(): Promise<void> {
+  /** Takes over the server's requests (those that came while the kernel loaded are passed on by main.ts). */
+  start(): void {
     this.captureProcessOutput();
     this.installNotebookGlobals();
-    await this.server.start(
-      // Shell requests run one after another, as in ipykernel.
-      (msg) => {
-        const seq = msg.header.msg_type === "execute_request" ? ++this.received : 0;
-        this.queuedShell++;
-        const run = this.shellChain.then(() => this.handle(msg, "shell", seq));
-        this.shellChain = run.catch(() => {});
-        return Promise.resolve();
-      },
-      (msg) => this.handle(msg, "control", 0),
+    this.server.setHandlers(
+      (msg) => this.receive(msg, "shell"),
+      (msg) => this.receive(msg, "control"),
     );
-    process.on("SIGINT", () => this.interrupt());
     this.launchHost.refillWarmPool(); // only when TSLAUNCH_WARM_POOL_START asks for warm workers at start
+  }
+
+  /** A request from the server. Shell requests run one after another, as in ipykernel. */
+  receive(msg: JupyterMessage, channel: "shell" | "control"): Promise<void> {
+    if (channel === "control") return this.handle(msg as Request, "control", 0);
+    const seq = msg.header.msg_type === "execute_request" ? ++this.received : 0;
+    if (seq) this.executesWaiting++;
+    this.queuedShell++;
+    const run = this.shellChain.then(() => this.handle(msg as Request, "shell", seq));
+    this.shellChain = run.catch(() => {});
+    return Promise.resolve();
+  }
+
+  /** Execute requests received and not yet started (aborted ones included until their turn). */
+  private executesWaiting = 0;
+  /** An interrupt came while the kernel loaded: the cell waiting first ends with KeyboardInterrupt, unrun. */
+  private interruptBeforeStart = false;
+
+  /** Jupyter's interrupt that came while the kernel was loading, before any cell could start. */
+  interruptWaitingCell(): void {
+    this.interruptBeforeStart = true;
   }
 
   /** Jupyter's interrupt: stop a running launch and the cell tslab is running. */
   interrupt(): void {
+    // A cell the frontend shows as running may still be waiting to start (behind `busy`, or queued
+    // while the kernel loaded): it ends with KeyboardInterrupt instead of starting.
+    if (!this.runningRequest && this.executesWaiting > 0) this.interruptBeforeStart = true;
     for (const launch of this.activeLaunches) launch.interrupt();
     this.session.interrupt();
     this.server.stdin.cancelAll(new Error("the input was interrupted"));
@@ -175,7 +186,7 @@ export class Kernel {
   private async dispatch(msg: Request, channel: "shell" | "control", seq: number): Promise<void> {
     switch (msg.header.msg_type) {
       case "kernel_info_request":
-        return this.server.reply(channel, msg, "kernel_info_reply", this.kernelInfo());
+        return this.server.reply(channel, msg, "kernel_info_reply", kernelInfo());
       case "execute_request":
         return this.execute(msg as Request<"execute_request">, seq);
       case "complete_request": {
@@ -190,7 +201,7 @@ export class Kernel {
         return this.server.reply(channel, msg, "inspect_reply", this.inspect(code, codePointsToUtf16(code, cursor_pos ?? [...code].length)));
       }
       case "is_complete_request":
-        return this.server.reply(channel, msg, "is_complete_reply", this.isComplete((msg as Request<"is_complete_request">).content.code));
+        return this.server.reply(channel, msg, "is_complete_reply", isComplete((msg as Request<"is_complete_request">).content.code));
       case "comm_info_request":
         return this.server.reply(channel, msg, "comm_info_reply", { status: "ok", comms: {} });
       case "history_request":
@@ -213,30 +224,11 @@ export class Kernel {
     }
   }
 
-  private kernelInfo(): KernelInfoReply {
-    return {
-      status: "ok",
-      protocol_version: PROTOCOL_VERSION,
-      implementation: "tslaunch",
-      implementation_version: KERNEL_VERSION,
-      language_info: {
-        name: "typescript",
-        version: tslabVersions.typescript,
-        mimetype: "text/typescript",
-        file_extension: ".ts",
-        // JupyterLab reads `mode`; the classic Notebook needs name + typescript (as tslab does).
-        codemirror_mode: { mode: "typescript", name: "javascript", typescript: true },
-      },
-      banner: `tslaunch ${KERNEL_VERSION}: TypeScript (tslab ${tslabVersions.tslab}) with %%launch`,
-      help_links: [{ text: "tslaunch", url: "https://www.npmjs.com/package/tslaunch" }],
-      debugger: false,
-    };
-  }
-
   /** execute_request around the cell (as ipykernel's execute_request around do_execute). */
   private async execute(msg: Request<"execute_request">, seq: number): Promise<void> {
     const { code, silent = false, store_history = true, stop_on_error = true } = msg.content;
     if (seq <= this.abortBefore) {
+      this.executesWaiting--;
       return this.server.reply("shell", msg, "execute_reply", { status: "aborted", execution_count: this.executionCount });
     }
     // Late output of the previous cell belongs to the previous cell.
@@ -250,9 +242,14 @@ export class Kernel {
     await this.server.iopubFlushed();
 
     let outcome: CellOutcome;
+    this.executesWaiting--;
     this.runningRequest = msg;
     this.stdinAnswers = [];
     try {
+      if (this.interruptBeforeStart) {
+        this.interruptBeforeStart = false;
+        throw KEYBOARD_INTERRUPT_ERROR;
+      }
       outcome = await runCell(code, count, {
         session: this.session, guard: this.guard, launchHost: this.launchHost, output: this.cellOutput(), stdinAnswers: this.stdinAnswers,
       });
@@ -294,18 +291,6 @@ export class Kernel {
     return { status: "ok", found: true, data: { "text/plain": printQuickInfo(info) }, metadata: {} };
   }
 
-  private isComplete(code: string): IsCompleteReply {
-    const { code: body } = splitMagicBody(code);
-    const res = isCompleteCode(body);
-    if (!res.completed) return { status: "incomplete", indent: res.indent ?? "" };
-    // More lines cannot fix a syntax error before the end (`1 +* 2`, a stray `)`): IPython says invalid.
-    if (hasSyntaxError(body)) return { status: "invalid" };
-    // A cell magic, as in ipykernel, runs only after an empty line: every complete prefix of its
-    // body would otherwise run at once in a console (`%%launch -n 3` + Enter, with no body).
-    if (code.startsWith("%%") && !endsWithBlankLine(code)) return { status: "incomplete", indent: "" };
-    return { status: "complete" };
-  }
-
   private async shutdown(msg: JupyterMessage<unknown>, channel: "shell" | "control", restart: boolean): Promise<void> {
     await Promise.all([...this.activeLaunches].map((launch) => launch.stop()));
     this.launchHost.disposeWarmPool();
@@ -324,27 +309,12 @@ export class Kernel {
   }
 }
 
-/** Whether the TypeScript parser finds a syntax error in the code (the type checker is not involved). */
-function hasSyntaxError(code: string): boolean {
-  const file = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS) as unknown as { parseDiagnostics?: unknown[] };
-  return (file.parseDiagnostics?.length ?? 0) > 0;
-}
-
-/** The cell has more than one line and its last line is blank (what ends a cell magic in a console). */
-function endsWithBlankLine(code: string): boolean {
-  const nl = code.lastIndexOf("\n");
-  return nl >= 0 && code.slice(nl + 1).trim() === "";
-}
-
-/** A `%%launch` cell's body, and where it starts in the cell (for completion and inspection). */
-function splitMagicBody(code: string): { code: string; offset: number } {
-  if (!code.startsWith("%%")) return { code, offset: 0 };
-  const nl = code.indexOf("\n");
-  return nl < 0 ? { code: "", offset: code.length } : { code: code.slice(nl + 1), offset: nl + 1 };
-}
+/** Thrown in place of running a cell that was interrupted before it started. */
+const KEYBOARD_INTERRUPT_ERROR = Symbol("interrupted before it started");
 
 /** An error no part of the cell reported itself: shown plainly, and the kernel lives on. */
 function unexpectedCellError(err: unknown): CellError {
+  if (err === KEYBOARD_INTERRUPT_ERROR) return KEYBOARD_INTERRUPT;
   const reported = ReportedError.toCellError(err);
   if (reported) return reported;
   const e = err instanceof Error ? err : new Error(String(err));

@@ -1,8 +1,13 @@
 // Starts the kernel for a Jupyter connection file (what kernel.json's argv runs).
+//
+// Fast start: the sockets are bound and kernel_info is answered with only ZeroMQ loaded; the
+// kernel proper (TypeScript's language service, tslab, the launcher: ~1.7 s on 2 cores) loads
+// after that first answer, in steps. Requests that arrive meanwhile wait for it, in order.
 import { readFileSync } from "fs";
-import { Kernel } from "./kernel";
-import type { ConnectionInfo } from "./jupyter/wire";
-import { forwardOwnTypes, resolveOwnPackage } from "./self-import";
+import type { Kernel } from "./kernel";
+import { KernelServer } from "./jupyter/server";
+import type { ConnectionInfo, JupyterMessage } from "./jupyter/wire";
+import { kernelInfo } from "./kernel-info";
 import { STARTED_BY } from "./started-by";
 
 /**
@@ -12,37 +17,101 @@ import { STARTED_BY } from "./started-by";
  * clients start kernels raw). When it is no longer our parent, stop everything and exit. A kernel
  * started by init (parent pid 1, e.g. a service) has no parent to outlive.
  */
-function watchParent(kernel: Kernel): void {
+function watchParent(kernel: () => Kernel | null): void {
   const named = Number(process.env.JPY_PARENT_PID);
   const parent = Number.isInteger(named) && named > 1 && STARTED_BY === named ? named : STARTED_BY;
   if (parent <= 1) return;
   setInterval(() => {
     if (process.ppid === parent) return;
-    kernel.abortLaunches();
+    kernel()?.abortLaunches();
     process.exit(0);
   }, 1000).unref();
 }
 
-export async function startKernel(connectionFile: string): Promise<Kernel> {
+export async function startKernel(connectionFile: string): Promise<void> {
   const conn = JSON.parse(readFileSync(connectionFile, "utf8")) as ConnectionInfo;
   if (conn.signature_scheme && conn.signature_scheme !== "hmac-sha256") {
     throw new Error(`unsupported signature_scheme ${conn.signature_scheme}; tslaunch signs with hmac-sha256`);
   }
-  resolveOwnPackage();
-  forwardOwnTypes(process.cwd());
-  const kernel = new Kernel(conn, process.cwd());
+  const stderrWrite = process.stderr.write.bind(process.stderr);
+  const log = (s: string) => void stderrWrite(`[tslaunch kernel] ${s}\n`);
+  let kernel: Kernel | null = null;
+  /** Requests that came while the kernel loaded (kernel_info excepted: it is answered at once). */
+  const waiting: { msg: JupyterMessage; channel: "shell" | "control" }[] = [];
   // No worker may outlive the kernel: on any exit path, kill the running launch's workers. (A
   // SIGKILL of the kernel skips this; the workers' lifeline pipe covers that case.)
-  process.on("exit", () => kernel.abortLaunches());
+  process.on("exit", () => kernel?.abortLaunches());
   for (const sig of ["SIGTERM", "SIGHUP"] as const) {
     process.on(sig, () => {
-      kernel.abortLaunches();
+      kernel?.abortLaunches();
       process.exit(128 + (sig === "SIGTERM" ? 15 : 1));
     });
   }
+  // Jupyter's interrupt. One that comes while the kernel loads stops the cell waiting for it.
+  let interruptedWhileLoading = false;
+  process.on("SIGINT", () => {
+    if (kernel) kernel.interrupt();
+    else interruptedWhileLoading = true;
+  });
   process.on("uncaughtException", (err) => process.stderr.write(`Uncaught exception: ${err?.stack ?? err}\n`));
   process.on("unhandledRejection", (err) => process.stderr.write(`Unhandled promise rejection: ${(err as Error)?.stack ?? err}\n`));
-  watchParent(kernel); // from the start: a client may die before the kernel is up
-  await kernel.start();
+  watchParent(() => kernel); // from the start: a client may die before the kernel is up
+
+  const server = new KernelServer(conn, log);
+  let loading: Promise<void> | null = null;
+  const load = () => (loading ??= loadKernel(server, log).then((k) => {
+    kernel = k;
+    k.start();
+    // Requests that came while it loaded, in their order, through the kernel's own handlers.
+    // (The signal may have been read before the cell's request: both wait while the kernel loads.)
+    if (interruptedWhileLoading && waiting.some(({ msg }) => msg.header.msg_type === "execute_request")) k.interruptWaitingCell();
+    for (const { msg, channel } of waiting.splice(0)) void k.receive(msg, channel);
+  }, (err) => {
+    // Without the kernel proper no request can be answered: die visibly rather than leave cells waiting.
+    log(`the kernel could not load: ${(err as Error)?.stack ?? err}`);
+    process.exit(1);
+  }));
+  // The load blocks this thread for ~1.2 s at its longest step: it starts when the client has been
+  // quiet for a moment (a console user typing gets is_complete answers in between), or at once when
+  // a request needs the kernel proper.
+  let quiet: NodeJS.Timeout | undefined;
+  const loadWhenQuiet = () => {
+    clearTimeout(quiet);
+    quiet = setTimeout(() => void load(), LOAD_AFTER_QUIET_MS);
+  };
+  const whileLoading = async (msg: JupyterMessage, channel: "shell" | "control") => {
+    const type = msg.header.msg_type;
+    if (type !== "kernel_info_request" && type !== "is_complete_request") {
+      waiting.push({ msg, channel });
+      void load();
+      return;
+    }
+    server.publish("status", { execution_state: "busy" }, msg);
+    if (type === "kernel_info_request") server.reply(channel, msg, "kernel_info_reply", kernelInfo());
+    else server.reply(channel, msg, "is_complete_reply", (await import("./cells/completeness")).isComplete((msg as JupyterMessage<{ code: string }>).content.code));
+    server.publish("status", { execution_state: "idle" }, msg);
+    await server.flushed();
+    if (!loading) loadWhenQuiet();
+  };
+  await server.start(whileLoading, whileLoading);
+  loadWhenQuiet(); // also for a client that never asks for kernel_info (a raw script)
+}
+
+/** How long the client must be quiet before the kernel proper starts loading. */
+const LOAD_AFTER_QUIET_MS = 1000;
+
+/** Loads the kernel proper in steps, so that a request arriving in between is read between steps. */
+async function loadKernel(server: KernelServer, log: (s: string) => void): Promise<Kernel> {
+  const step = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const selfImport = await import("./self-import");
+  selfImport.resolveOwnPackage();
+  selfImport.forwardOwnTypes(process.cwd());
+  await step();
+  const { Kernel } = await import("./kernel");
+  await step();
+  const kernel = new Kernel(server, process.cwd(), log);
+  // One more turn of the event loop: a SIGINT that came during the long step above is dispatched
+  // now. Otherwise the first cell's breakOnSigint (which detaches SIGINT listeners) would drop it.
+  await step();
   return kernel;
 }

@@ -7,7 +7,7 @@ import { createConverter, type Converter, type ConvertResult } from "tslab/dist/
 import { createExecutor, type Executor } from "tslab/dist/executor";
 import { alignLines } from "./line-map";
 import { cellFileName, CompileError as ReportedCompileError, NOTEBOOK_GLOBALS_DTS, ReportedError, type CellError, type RecordedCell } from "../../launcher/contract";
-import { mapCellStack, type CellLines } from "../../launcher/group/stack-map";
+import { mapCellStack, type CellLines } from "../../launcher/api";
 
 /** A cell source's first line equal to this keeps the cell out of the replay in workers. */
 export const NO_REPLAY_MARKER = "//%tslaunch:no-replay";
@@ -236,7 +236,7 @@ function nameNextRun(fileName: string): () => void {
 }
 
 /** What an interrupted cell shows: the same clean report as an interrupted `%%launch`, no stack. */
-const KEYBOARD_INTERRUPT: CellError = {
+export const KEYBOARD_INTERRUPT: CellError = {
   ename: "KeyboardInterrupt",
   evalue: "the cell was interrupted",
   traceback: ["KeyboardInterrupt: the cell was interrupted"],

@@ -4,7 +4,7 @@
 import { Publisher, Router } from "zeromq";
 import { StdinChannel } from "./stdin-channel";
 import { decode, encode, endpoint, newHeader, WireError, type ConnectionInfo, type IopubContents, type JupyterMessage, type ReplyContents } from "./wire";
-import { SendQueue } from "../../launcher/api";
+import { SendQueue } from "../../launcher/contract";
 
 export type RequestHandler = (msg: JupyterMessage, channel: "shell" | "control") => Promise<void>;
 
@@ -18,6 +18,8 @@ export class KernelServer {
   readonly stdin: StdinChannel;
   private readonly queues: Record<"shell" | "control" | "iopub", SendQueue>;
   private closed = false;
+  private onShell: RequestHandler = async () => {};
+  private onControl: RequestHandler = async () => {};
 
   constructor(private readonly conn: ConnectionInfo, private readonly log: (s: string) => void) {
     const onError = (err: unknown) => this.log(`send failed: ${String(err)}`);
@@ -29,15 +31,22 @@ export class KernelServer {
     this.stdin = new StdinChannel(conn);
   }
 
+  /** Binds every socket; requests go to the handlers given now, and to those of a later setHandlers(). */
   async start(onShell: RequestHandler, onControl: RequestHandler): Promise<void> {
+    this.setHandlers(onShell, onControl);
     await Promise.all([
       this.shell.bind(endpoint(this.conn, "shell")),
       this.control.bind(endpoint(this.conn, "control")),
       this.iopub.bind(endpoint(this.conn, "iopub")),
       this.stdin.started(),
     ]);
-    void this.receive(this.shell, (m) => onShell(m, "shell"));
-    void this.receive(this.control, (m) => onControl(m, "control"));
+    void this.receive(this.shell, (m) => this.onShell(m, "shell"));
+    void this.receive(this.control, (m) => this.onControl(m, "control"));
+  }
+
+  setHandlers(onShell: RequestHandler, onControl: RequestHandler): void {
+    this.onShell = onShell;
+    this.onControl = onControl;
   }
 
   private async receive(socket: Router, handle: (m: JupyterMessage) => Promise<void>): Promise<void> {

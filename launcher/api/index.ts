@@ -13,7 +13,7 @@ export { SendQueue } from "../channel";
 export { Communicator, removeSegments, type CommSpec, type Tuning } from "../collectives";
 export { resolveOwnPackage } from "../worker";
 export { scanProcess, describeEvidence, watchLists, type Evidence, type WatchLists } from "../devices";
-export { createWarmPool, preReplayEnabled, renderPrefix, WarmPool, warmPoolLimit, WARM_WORKER_BYTES, type SessionSnapshot } from "../group";
+export { createWarmPool, mapCellStack, preReplayEnabled, renderPrefix, WarmPool, warmPoolLimit, WARM_WORKER_BYTES, type CellLines, type SessionSnapshot } from "../group";
 export {
   state, onMainProcess, onLocalMainProcess, print, type DistributedState,
   allReduce, broadcast, allGather, reduceScatter, broadcastObject, gatherObject, waitForEveryone, CollectiveError, type NumericArray, type ReduceOp,

@@ -3,7 +3,7 @@
 // dropped and counted: contract/sealed-link.ts) and acknowledges a worker's end of stream so the worker can exit without losing
 // queued output.
 import { Router } from "zeromq";
-import { SendQueue } from "./send-queue";
+import { SendQueue } from "../contract";
 import { SealedLink, type AgentMessage, type WorkerMessage } from "../contract";
 
 export interface ChannelMessage {

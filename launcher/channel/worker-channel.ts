@@ -2,7 +2,7 @@
 // (one message per ~10 ms or 256 KiB per stream) because one ZeroMQ message per line is 5-8x slower
 // (../shared/anchors, "zeromq PUSH/PULL unbatched").
 import { Dealer } from "zeromq";
-import { SendQueue } from "./send-queue";
+import { SendQueue } from "../contract";
 import { SealedLink, type AgentMessage, type ExchangeScope, type WorkerMessage } from "../contract";
 
 const FLUSH_MS = 10;

@@ -10,3 +10,4 @@ export * from "./vocabulary";
 export * from "./trace";
 export * from "./notebook-display";
 export * from "./notebook-globals";
+export * from "./send-queue";

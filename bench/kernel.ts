@@ -1,0 +1,179 @@
+// `--only kernel`: our kernel beside Deno's Jupyter kernel (`deno jupyter --kernel`), same run,
+// same Node client, rounds alternating which kernel goes first:
+//   - start: process spawn -> first kernel_info_reply (what a frontend waits for), and -> first cell result;
+//   - round trip of `1+1` (execute_request -> execute_reply + idle), interleaved pairs;
+//   - RSS growth of the kernel process over 20 small cells of realistic size.
+// Deno comes from npm (package `deno`, its platform binary run directly), installed by this bench into
+// its scratch folder, with DENO_DIR there too: nothing is written to user folders.
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "fs";
+import path from "path";
+import { KernelClient } from "../kernel/client/kernel-client";
+import { startKernelProcess, type KernelProcess } from "../kernel/client/kernel-process";
+import { fmt, fmtStats, loadavg, MARKER_ENV, nowMs, ratio, REPO, runCommand, stats, table, type CommandLog, type Stats } from "./lib";
+
+export const DENO_VERSION = "2.9.6";
+
+export interface KernelBenchOptions {
+  rounds: number;
+  reps: number;
+  scratch: string;
+  marker: string;
+}
+
+interface Side {
+  kernelInfoMs: number[];
+  firstResultMs: number[];
+  roundTripMs: number[];
+  rssGrowthMiB: number[];
+  rssStartMiB: number[];
+}
+
+export interface KernelBenchResult {
+  options: Omit<KernelBenchOptions, "marker" | "scratch">;
+  deno: { version: string; binary: string };
+  load: number[];
+  ours: Record<keyof Side, Stats>;
+  theirs: Record<keyof Side, Stats>;
+  raw: { ours: Side; deno: Side };
+  errors: string[];
+}
+
+/** Installs Deno from npm into the scratch folder; returns its platform binary. */
+async function installDeno(scratch: string, log: CommandLog): Promise<string> {
+  const prefix = path.join(scratch, "deno-npm");
+  mkdirSync(prefix, { recursive: true });
+  const argv = ["npm", "install", "--prefix", prefix, `deno@${DENO_VERSION}`, "--no-audit", "--no-fund", "--loglevel=error"];
+  log.add(argv.join(" "));
+  const r = await runCommand(argv, { timeoutMs: 300_000 });
+  if (r.code !== 0) throw new Error(`installing Deno from npm failed (${argv.join(" ")}): ${r.stderr.trim().slice(-500)}`);
+  // The package's bin is a Node shim that spawns the binary from @deno/<platform>: run the binary
+  // itself, so that its start and memory are Deno's alone.
+  const scope = path.join(prefix, "node_modules", "@deno");
+  for (const dir of existsSync(scope) ? readdirSync(scope) : []) {
+    const binary = path.join(scope, dir, "deno");
+    if (existsSync(binary)) return binary;
+  }
+  throw new Error(`npm installed deno@${DENO_VERSION} but no platform binary is in ${scope} (this platform may have none)`);
+}
+
+const SMALL_CELLS = Array.from({ length: 20 }, (_, i) =>
+  [
+    `interface Row${i} { id: number; name: string; score: number }`,
+    `const rows${i}: Row${i}[] = Array.from({ length: 200 }, (_, j) => ({ id: j, name: "row" + j, score: (j * ${i + 1}) % 17 }));`,
+    `function best${i}(rows: Row${i}[]): Row${i} { return rows.reduce((a, b) => (b.score > a.score ? b : a)); }`,
+    `best${i}(rows${i}).score`,
+  ].join("\n"),
+);
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
+interface Started {
+  proc: KernelProcess;
+  client: KernelClient;
+}
+
+async function startOne(argv: string[], env: Record<string, string>, side: Side): Promise<Started> {
+  const t0 = nowMs();
+  const proc = await startKernelProcess({ argv, cwd: REPO, env });
+  const client = KernelClient.forProcess(proc);
+  try {
+    await client.kernelInfo(60_000);
+    side.kernelInfoMs.push(nowMs() - t0);
+    await client.waitForReady(60_000); // iopub subscribed: execute's idle cannot be missed
+    const first = await client.execute("1+1", { storeHistory: false });
+    if (first.reply.content.status !== "ok") throw new Error(`1+1 failed: ${JSON.stringify(first.reply.content).slice(0, 300)}`);
+    side.firstResultMs.push(nowMs() - t0);
+    return { proc, client };
+  } catch (err) {
+    client.close();
+    await proc.dispose();
+    throw err;
+  }
+}
+
+async function stop(k: Started): Promise<void> {
+  await k.client.shutdown({ timeoutMs: 3000 }).catch(() => undefined);
+  k.client.close();
+  await k.proc.dispose();
+}
+
+async function roundTrip(k: Started): Promise<number> {
+  const t = nowMs();
+  const r = await k.client.execute("1+1", { storeHistory: false });
+  if (r.reply.content.status !== "ok") throw new Error(`1+1 failed: ${JSON.stringify(r.reply.content).slice(0, 300)}`);
+  return nowMs() - t;
+}
+
+async function rssGrowth(k: Started, side: Side): Promise<void> {
+  // A few cells first, so that both kernels have compiled something before the first reading.
+  for (let i = 0; i < 3; i++) await k.client.execute(`const warm${i} = [${i}].map((x) => x + 1); warm${i}`);
+  global.gc?.();
+  const before = rssMiB(k.proc.pid);
+  for (const code of SMALL_CELLS) {
+    const r = await k.client.execute(code);
+    if (r.reply.content.status !== "ok") throw new Error(`a memory cell failed: ${JSON.stringify(r.reply.content).slice(0, 300)}`);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  side.rssStartMiB.push(before);
+  side.rssGrowthMiB.push(rssMiB(k.proc.pid) - before);
+}
+
+export async function runKernelBench(opts: KernelBenchOptions, log: CommandLog): Promise<KernelBenchResult> {
+  const binary = await installDeno(opts.scratch, log);
+  const denoDir = path.join(opts.scratch, "deno-dir");
+  mkdirSync(denoDir, { recursive: true });
+  const oursArgv = [process.execPath, path.join(REPO, "dist", "bin", "tslaunch.js"), "kernel", "--connection-file", "{connection_file}"];
+  const denoArgv = [binary, "jupyter", "--kernel", "--conn", "{connection_file}"];
+  const env = { [MARKER_ENV]: opts.marker, DENO_DIR: denoDir, NO_COLOR: "1" };
+  log.add(`[ours vs Deno ${DENO_VERSION}] ${opts.rounds} rounds: start both (alternating order), ${opts.reps} interleaved 1+1 pairs, 20 cells for memory`);
+  const load = loadavg();
+  const empty = (): Side => ({ kernelInfoMs: [], firstResultMs: [], roundTripMs: [], rssGrowthMiB: [], rssStartMiB: [] });
+  const raw = { ours: empty(), deno: empty() };
+  const errors: string[] = [];
+  for (let round = 0; round < opts.rounds; round++) {
+    const order: ("ours" | "deno")[] = round % 2 === 0 ? ["ours", "deno"] : ["deno", "ours"];
+    const started: Partial<Record<"ours" | "deno", Started>> = {};
+    try {
+      for (const who of order) started[who] = await startOne(who === "ours" ? oursArgv : denoArgv, env, raw[who]);
+      const ours = started.ours!;
+      const deno = started.deno!;
+      for (let i = 0; i < 5; i++) await Promise.all([roundTrip(ours), roundTrip(deno)].map((p) => p.catch(() => 0)));
+      for (let i = 0; i < opts.reps; i++) {
+        for (const who of i % 2 === 0 ? order : [...order].reverse()) raw[who].roundTripMs.push(await roundTrip(started[who]!));
+      }
+      for (const who of order) await rssGrowth(started[who]!, raw[who]);
+    } catch (err) {
+      errors.push(`round ${round + 1}: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      for (const who of order) if (started[who]) await stop(started[who]!);
+    }
+  }
+  const summarize = (side: Side) => Object.fromEntries(Object.entries(side).map(([k, v]) => [k, stats(v)])) as Record<keyof Side, Stats>;
+  return { options: { rounds: opts.rounds, reps: opts.reps }, deno: { version: DENO_VERSION, binary }, load, ours: summarize(raw.ours), theirs: summarize(raw.deno), raw, errors };
+}
+
+export function kernelBenchTable(r: KernelBenchResult): string {
+  const row = (what: string, key: keyof Side, digits: number, goal: string) => [
+    what, fmtStats(r.ours[key], 1, digits), fmtStats(r.theirs[key], 1, digits), fmt(ratio(r.ours[key].median, r.theirs[key].median), 2), goal,
+  ];
+  const out = [
+    `Our kernel beside Deno ${r.deno.version}'s (\`deno jupyter --kernel\`, from npm), same Node client, ${r.options.rounds} rounds alternating which starts first; min / median / max. Load ${r.load.join(" ")} at start.`,
+    "",
+    table(
+      ["measure", "ours", "Deno", "ours / Deno (medians)", "goal"],
+      [
+        row("spawn -> first kernel_info_reply (ms)", "kernelInfoMs", 0, "<= 1.5"),
+        row("spawn -> first `1+1` result (ms)", "firstResultMs", 0, "-"),
+        row(`\`1+1\` round trip (ms, ${r.options.reps} interleaved pairs per round)`, "roundTripMs", 2, "<= 1.2"),
+        row("RSS after 3 warm-up cells (MiB)", "rssStartMiB", 0, "-"),
+        row("RSS growth over 20 cells (MiB)", "rssGrowthMiB", 1, "<= 1.0"),
+      ],
+    ),
+  ];
+  if (r.errors.length) out.push("", "Errors:", ...r.errors.map((e) => `* ${e}`));
+  return out.join("\n");
+}
