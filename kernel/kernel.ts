@@ -93,13 +93,8 @@ export class Kernel {
 
   /** Execute requests received and not yet started (aborted ones included until their turn). */
   private executesWaiting = 0;
-  /** An interrupt came while the kernel loaded: the cell waiting first ends with KeyboardInterrupt, unrun. */
+  /** An interrupt came before the cell waiting first could start: it ends with KeyboardInterrupt, unrun. */
   private interruptBeforeStart = false;
-
-  /** Jupyter's interrupt that came while the kernel was loading, before any cell could start. */
-  interruptWaitingCell(): void {
-    this.interruptBeforeStart = true;
-  }
 
   /** Jupyter's interrupt: stop a running launch and the cell tslab is running. */
   interrupt(): void {

@@ -1,8 +1,9 @@
 // Starts the kernel for a Jupyter connection file (what kernel.json's argv runs).
 //
-// Fast start: the sockets are bound and kernel_info is answered with only ZeroMQ loaded; the
-// kernel proper (TypeScript's language service, tslab, the launcher: ~1.7 s on 2 cores) loads
-// after that first answer, in steps. Requests that arrive meanwhile wait for it, in order.
+// Fast start: the sockets are bound and kernel_info (and is_complete) are answered with only ZeroMQ
+// (and TypeScript's parser) loaded; the kernel proper (TypeScript's language service, tslab, the
+// launcher: ~1.7 s on 2 cores) loads, in steps, when the first request that needs it arrives; it and
+// any that come meanwhile are then handled in order.
 import { readFileSync } from "fs";
 import type { Kernel } from "./kernel";
 import { KernelServer } from "./jupyter/server";
@@ -62,23 +63,18 @@ export async function startKernel(connectionFile: string): Promise<void> {
   const load = () => (loading ??= loadKernel(server, log).then((k) => {
     kernel = k;
     k.start();
-    // Requests that came while it loaded, in their order, through the kernel's own handlers.
-    // (The signal may have been read before the cell's request: both wait while the kernel loads.)
-    if (interruptedWhileLoading && waiting.some(({ msg }) => msg.header.msg_type === "execute_request")) k.interruptWaitingCell();
+    // Requests that came while it loaded, in their order, through the kernel's own handlers; then
+    // an interrupt that came meanwhile (perhaps read before the cell's request) stops the waiting cell.
     for (const { msg, channel } of waiting.splice(0)) void k.receive(msg, channel);
+    if (interruptedWhileLoading) k.interrupt();
   }, (err) => {
     // Without the kernel proper no request can be answered: die visibly rather than leave cells waiting.
     log(`the kernel could not load: ${(err as Error)?.stack ?? err}`);
     process.exit(1);
   }));
-  // The load blocks this thread for ~1.2 s at its longest step: it starts when the client has been
-  // quiet for a moment (a console user typing gets is_complete answers in between), or at once when
-  // a request needs the kernel proper.
-  let quiet: NodeJS.Timeout | undefined;
-  const loadWhenQuiet = () => {
-    clearTimeout(quiet);
-    quiet = setTimeout(() => void load(), LOAD_AFTER_QUIET_MS);
-  };
+  // The load blocks this thread for ~1.2 s at its longest step, so it starts only when a request
+  // needs the kernel proper: loading in the background would block a console's is_complete, and
+  // jupyter console gives up on the kernel's is_complete for good after one unanswered second.
   const whileLoading = async (msg: JupyterMessage, channel: "shell" | "control") => {
     const type = msg.header.msg_type;
     if (type !== "kernel_info_request" && type !== "is_complete_request") {
@@ -88,17 +84,19 @@ export async function startKernel(connectionFile: string): Promise<void> {
     }
     server.publish("status", { execution_state: "busy" }, msg);
     if (type === "kernel_info_request") server.reply(channel, msg, "kernel_info_reply", kernelInfo());
-    else server.reply(channel, msg, "is_complete_reply", (await import("./cells/completeness")).isComplete((msg as JupyterMessage<{ code: string }>).content.code));
+    else server.reply(channel, msg, "is_complete_reply", (await completeness()).isComplete((msg as JupyterMessage<{ code: string }>).content.code));
     server.publish("status", { execution_state: "idle" }, msg);
     await server.flushed();
-    if (!loading) loadWhenQuiet();
+    // TypeScript's parser (~0.2 s) loads right after the first answer, before anyone can type.
+    setImmediate(() => void completeness());
   };
   await server.start(whileLoading, whileLoading);
-  loadWhenQuiet(); // also for a client that never asks for kernel_info (a raw script)
+  // Warm workers asked for at start (kernel/launch/kernel-launch-host.ts) need the kernel proper now.
+  if (Number(process.env.TSLAUNCH_WARM_POOL_START ?? 0) > 0) setTimeout(() => void load(), 200);
 }
 
-/** How long the client must be quiet before the kernel proper starts loading. */
-const LOAD_AFTER_QUIET_MS = 1000;
+let completenessModule: Promise<typeof import("./cells/completeness")> | undefined;
+const completeness = () => (completenessModule ??= import("./cells/completeness"));
 
 /** Loads the kernel proper in steps, so that a request arriving in between is read between steps. */
 async function loadKernel(server: KernelServer, log: (s: string) => void): Promise<Kernel> {

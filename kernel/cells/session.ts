@@ -100,10 +100,10 @@ export class Session {
     const restore = nameNextRun(cellFileName(executionCount, false));
     const running = this.executor.execute(code);
     restore();
-    const converted0 = this.lastConverted as ConvertResult | null;
-    if (converted0?.output) {
-      this.cellLines.set(cellFileName(executionCount, false), { executionCount, jsLineToCellLine: alignLines(converted0.output, code) });
-    }
+    // The cell's line map, now: a failing cell needs it for its own traceback, later cells for frames in it.
+    const compiled = this.lastConverted as ConvertResult | null;
+    const jsLineToCellLine = compiled?.output ? alignLines(compiled.output, code) : [];
+    if (compiled?.output) this.cellLines.set(cellFileName(executionCount, false), { executionCount, jsLineToCellLine });
     const ok = await running.finally(() => (this.runningCode = null));
     if (!ok) return { ok: false, error: this.interruptRequested || isInterruption(this.sink.exception) ? KEYBOARD_INTERRUPT : this.errorFromSink() };
     const converted = this.lastConverted as ConvertResult | null;
@@ -116,7 +116,7 @@ export class Session {
           js: converted.output,
           async: Boolean(converted.hasToplevelAwait),
           lastExpressionVar: converted.lastExpressionVar,
-          jsLineToCellLine: alignLines(converted.output, code),
+          jsLineToCellLine,
           ...(stdinAnswers.length > 0 ? { stdinAnswers: [...stdinAnswers] } : {}),
         });
       }

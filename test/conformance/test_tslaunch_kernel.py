@@ -102,32 +102,31 @@ class TslaunchKernelTests(jupyter_kernel_test.KernelTests):
         self.assertEqual(request["content"]["password"], expect_password)
         self.kc.input(value)
 
-    def test_input_request_for_prompt(self):
+    def run_answering(self, code, answer, expect_prompt, expect_password=False):
+        """Runs a cell that asks once, answers it; returns the cell's iopub outputs (the reply must be ok)."""
         self.flush_channels()
-        msg_id = self.kc.execute(code='const who = prompt("Your name?");\nconsole.log("hello " + who)', allow_stdin=True)
-        self.answer_input_request("Ada", "Your name?")
+        msg_id = self.kc.execute(code=code, allow_stdin=True)
+        self.answer_input_request(answer, expect_prompt, expect_password)
         reply = self.get_non_kernel_info_reply(timeout=15)
         self.assertEqual(reply["content"]["status"], "ok")
-        stdout = "".join(m["content"]["text"] for m in self.collect_outputs(msg_id, 15) if m["msg_type"] == "stream")
+        return self.collect_outputs(msg_id, 15)
+
+    def result_text(self, outputs):
+        return [m for m in outputs if m["msg_type"] == "execute_result"][0]["content"]["data"]["text/plain"]
+
+    def test_input_request_for_prompt(self):
+        outputs = self.run_answering('const who = prompt("Your name?");\nconsole.log("hello " + who)', "Ada", "Your name?")
+        stdout = "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream")
         self.assertEqual(stdout, "hello Ada\n")
 
     def test_prompt_gives_its_default_for_an_empty_answer(self):
-        self.flush_channels()
-        msg_id = self.kc.execute(code='prompt("Colour?", "blue")', allow_stdin=True)
-        self.answer_input_request("", "Colour?")
-        reply = self.get_non_kernel_info_reply(timeout=15)
-        self.assertEqual(reply["content"]["status"], "ok")
-        results = [m for m in self.collect_outputs(msg_id, 15) if m["msg_type"] == "execute_result"]
-        self.assertEqual(results[0]["content"]["data"]["text/plain"], "blue")
+        outputs = self.run_answering('prompt("Colour?", "blue")', "", "Colour?")
+        self.assertEqual(self.result_text(outputs), "blue")
 
     def test_async_input_with_password(self):
-        self.flush_channels()
-        msg_id = self.kc.execute(code='const secret: string = await input("Password:", { password: true });\nsecret.length', allow_stdin=True)
-        self.answer_input_request("hunter2", "Password:", expect_password=True)
-        reply = self.get_non_kernel_info_reply(timeout=15)
-        self.assertEqual(reply["content"]["status"], "ok")
-        results = [m for m in self.collect_outputs(msg_id, 15) if m["msg_type"] == "execute_result"]
-        self.assertEqual(results[0]["content"]["data"]["text/plain"], "7")
+        code = 'const secret: string = await input("Password:", { password: true });\nsecret.length'
+        outputs = self.run_answering(code, "hunter2", "Password:", expect_password=True)
+        self.assertEqual(self.result_text(outputs), "7")
 
     def test_prompt_without_stdin_is_a_clear_error(self):
         self.flush_channels()
