@@ -1,6 +1,11 @@
-// The kernel_info_reply, from package.json files only: it is answered before TypeScript and tslab
-// are loaded (kernel/main.ts), so that a frontend sees the kernel ready at once.
-import { PROTOCOL_VERSION, type KernelInfoReply } from "./jupyter/wire";
+// Replies that need nothing loaded: kernel_info (from package.json files), and the empty history and
+// comm lists. kernel/main.ts answers them before TypeScript and tslab are loaded, so that a frontend
+// sees the kernel ready at once; the kernel answers them the same way afterwards.
+import { PROTOCOL_VERSION, type KernelInfoReply, type ReplyContents } from "./jupyter/wire";
+
+/** This kernel keeps no history (as tslab) and registers no comm targets. */
+export const NO_HISTORY: ReplyContents["history_reply"] = { status: "ok", history: [] };
+export const NO_COMMS: ReplyContents["comm_info_reply"] = { status: "ok", comms: {} };
 
 const KERNEL_VERSION: string = require("../../package.json").version;
 const TSLAB_VERSION: string = require("tslab/package.json").version;

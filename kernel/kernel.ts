@@ -5,14 +5,15 @@ import { StringDecoder } from "string_decoder";
 import { printQuickInfo } from "tslab/dist/inspect";
 import * as tslabJupyter from "tslab/dist/jupyter";
 import { setLaunchHost, type ActiveLaunchHandle } from "../launcher/api";
-import { isComplete, splitMagicBody } from "./cells/completeness";
+import { splitMagicBody } from "./cells/cell-text";
+import { isComplete } from "./cells/completeness";
 import { KEYBOARD_INTERRUPT, Session } from "./cells/session";
 import type { CellOutput, DisplayContent } from "./jupyter/cell-output";
 import { codePointsToUtf16, utf16ToCodePoints } from "./jupyter/cursor";
 import { KernelServer } from "./jupyter/server";
 import { iopubPaceFromEnv, OutputPacer, outputMemoryLimitFromEnv } from "./jupyter/output-pacer";
 import type { CompleteReply, InspectReply, JupyterMessage, Request } from "./jupyter/wire";
-import { kernelInfo } from "./kernel-info";
+import { kernelInfo, NO_COMMS, NO_HISTORY } from "./kernel-info";
 import { DeviceGuard } from "./launch/device-guard";
 import { KernelLaunchHost } from "./launch/kernel-launch-host";
 import { completeMagic, inspectMagic } from "./launch/magic-help";
@@ -198,9 +199,9 @@ export class Kernel {
       case "is_complete_request":
         return this.server.reply(channel, msg, "is_complete_reply", isComplete((msg as Request<"is_complete_request">).content.code));
       case "comm_info_request":
-        return this.server.reply(channel, msg, "comm_info_reply", { status: "ok", comms: {} });
+        return this.server.reply(channel, msg, "comm_info_reply", NO_COMMS);
       case "history_request":
-        return this.server.reply(channel, msg, "history_reply", { status: "ok", history: [] });
+        return this.server.reply(channel, msg, "history_reply", NO_HISTORY);
       case "interrupt_request":
         this.interrupt();
         return this.server.reply(channel, msg, "interrupt_reply", { status: "ok" });

@@ -1,14 +1,15 @@
 // Starts the kernel for a Jupyter connection file (what kernel.json's argv runs).
 //
-// Fast start: the sockets are bound and kernel_info (and is_complete) are answered with only ZeroMQ
-// (and TypeScript's parser) loaded; the kernel proper (TypeScript's language service, tslab, the
+// Fast start: the sockets are bound and kernel_info and is_complete (cells/cell-text.ts) are answered
+// with only ZeroMQ loaded; the kernel proper (TypeScript's language service, tslab, the
 // launcher: ~1.7 s on 2 cores) loads, in steps, when the first request that needs it arrives; it and
 // any that come meanwhile are then handled in order.
 import { readFileSync } from "fs";
 import type { Kernel } from "./kernel";
 import { KernelServer } from "./jupyter/server";
 import type { ConnectionInfo, JupyterMessage } from "./jupyter/wire";
-import { kernelInfo } from "./kernel-info";
+import { isCompleteWithoutParser } from "./cells/cell-text";
+import { kernelInfo, NO_COMMS, NO_HISTORY } from "./kernel-info";
 import { STARTED_BY } from "./started-by";
 
 /**
@@ -75,28 +76,28 @@ export async function startKernel(connectionFile: string): Promise<void> {
   // The load blocks this thread for ~1.2 s at its longest step, so it starts only when a request
   // needs the kernel proper: loading in the background would block a console's is_complete, and
   // jupyter console gives up on the kernel's is_complete for good after one unanswered second.
+  // What clients ask at start (jupyter console: kernel_info, then history, then is_complete as the
+  // user types) is answered without it.
   const whileLoading = async (msg: JupyterMessage, channel: "shell" | "control") => {
     const type = msg.header.msg_type;
-    if (type !== "kernel_info_request" && type !== "is_complete_request") {
+    if (!ANSWERED_WHILE_LOADING.has(type)) {
       waiting.push({ msg, channel });
       void load();
       return;
     }
     server.publish("status", { execution_state: "busy" }, msg);
     if (type === "kernel_info_request") server.reply(channel, msg, "kernel_info_reply", kernelInfo());
-    else server.reply(channel, msg, "is_complete_reply", (await completeness()).isComplete((msg as JupyterMessage<{ code: string }>).content.code));
+    else if (type === "history_request") server.reply(channel, msg, "history_reply", NO_HISTORY);
+    else if (type === "comm_info_request") server.reply(channel, msg, "comm_info_reply", NO_COMMS);
+    else server.reply(channel, msg, "is_complete_reply", isCompleteWithoutParser((msg as JupyterMessage<{ code: string }>).content.code));
     server.publish("status", { execution_state: "idle" }, msg);
-    await server.flushed();
-    // TypeScript's parser (~0.2 s) loads right after the first answer, before anyone can type.
-    setImmediate(() => void completeness());
   };
   await server.start(whileLoading, whileLoading);
   // Warm workers asked for at start (kernel/launch/kernel-launch-host.ts) need the kernel proper now.
   if (Number(process.env.TSLAUNCH_WARM_POOL_START ?? 0) > 0) setTimeout(() => void load(), 200);
 }
 
-let completenessModule: Promise<typeof import("./cells/completeness")> | undefined;
-const completeness = () => (completenessModule ??= import("./cells/completeness"));
+const ANSWERED_WHILE_LOADING = new Set(["kernel_info_request", "is_complete_request", "history_request", "comm_info_request"]);
 
 /** Loads the kernel proper in steps, so that a request arriving in between is read between steps. */
 async function loadKernel(server: KernelServer, log: (s: string) => void): Promise<Kernel> {

@@ -8,8 +8,9 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from "
 import type { StdinAnswer, StdinCommand, StdinQuestion, StdinThreadData } from "./stdin-heartbeat-thread";
 import type { ConnectionInfo, ExecuteRequest, JupyterMessage } from "./wire";
 
-/** Waits on the shared flag; compiled once, run with breakOnSigint so an interrupt ends the wait. */
-const WAIT_FOR_ANSWER = new vm.Script("Atomics.wait(globalThis[Symbol.for('tslaunch.stdinAnswered')], 0, 0)", { filename: "tslaunch:stdin" });
+/** Asks and waits (see askBlocking); compiled once, run with breakOnSigint so an interrupt ends the wait. */
+const ASK_AND_WAIT = Symbol.for("tslaunch.stdinAskAndWait");
+const ASK_AND_WAIT_SCRIPT = new vm.Script("globalThis[Symbol.for('tslaunch.stdinAskAndWait')]()", { filename: "tslaunch:stdin" });
 
 export class StdinChannel {
   private readonly worker: Worker;
@@ -23,7 +24,6 @@ export class StdinChannel {
   constructor(conn: ConnectionInfo) {
     const { port1, port2 } = new MessageChannel();
     this.blockingAnswers = port1;
-    (globalThis as Record<symbol, unknown>)[Symbol.for("tslaunch.stdinAnswered")] = this.answered;
     const data: StdinThreadData = { conn, answered: this.answered.buffer as SharedArrayBuffer, blockingAnswers: port2 };
     this.worker = new Worker(join(__dirname, "stdin-heartbeat-thread.js"), { workerData: data, transferList: [port2] });
     this.worker.unref();
@@ -53,15 +53,20 @@ export class StdinChannel {
   askBlocking(request: JupyterMessage<ExecuteRequest>, prompt: string, password: boolean): string {
     const id = this.nextId++;
     Atomics.store(this.answered, 0, 0);
-    this.send(this.question(id, request, prompt, password, true));
-    try {
+    // The question is sent from inside the breakOnSigint run: an interrupt that follows the
+    // input_request at once cannot fall between sending and waiting, where Node would drop it.
+    (globalThis as Record<symbol, unknown>)[ASK_AND_WAIT] = (): string => {
+      this.send(this.question(id, request, prompt, password, true));
       for (;;) {
-        WAIT_FOR_ANSWER.runInThisContext({ breakOnSigint: true });
+        Atomics.wait(this.answered, 0, 0);
         const received = receiveMessageOnPort(this.blockingAnswers)?.message as StdinAnswer | undefined;
         if (received?.type === "answer" && received.id === id) return received.value;
         if (received?.type === "failed" && received.id === id) throw new Error(received.message);
         Atomics.store(this.answered, 0, 0); // an answer to an earlier, interrupted question
       }
+    };
+    try {
+      return ASK_AND_WAIT_SCRIPT.runInThisContext({ breakOnSigint: true }) as string;
     } catch (err) {
       this.send({ type: "cancel", id });
       throw err;
@@ -73,7 +78,9 @@ export class StdinChannel {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.send(this.question(id, request, prompt, password, false));
+      // Sent once the current synchronous run is over: a cell's first part runs under tslab's
+      // breakOnSigint, and an interrupt that came while Node hands SIGINT back to its listeners would be lost.
+      queueMicrotask(() => this.send(this.question(id, request, prompt, password, false)));
     });
   }
 
