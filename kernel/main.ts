@@ -105,6 +105,8 @@ async function loadKernel(server: KernelServer, log: (s: string) => void): Promi
   const selfImport = await import("./self-import");
   selfImport.resolveOwnPackage();
   selfImport.forwardOwnTypes(process.cwd());
+  // Before anything loads tslab's converter: the notebook's tsconfig.json options reach it this way.
+  (await import("./cells/cell-compiler-options")).installCellCompilerOptionsHook();
   await step();
   const { Kernel } = await import("./kernel");
   await step();

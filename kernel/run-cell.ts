@@ -27,6 +27,8 @@ export interface CellOutcome {
 }
 
 export async function runCell(code: string, executionCount: number, ctx: CellContext): Promise<CellOutcome> {
+  // A tsconfig.json the cells could not fully use is said once, above the first cell's output.
+  for (const note of ctx.session.takeSetupNotes()) ctx.output.stream("stderr", note + "\n");
   const outcome = await runByKind(code, executionCount, ctx);
   // The device guard looks at the kernel process after every cell, to name the cell that first
   // touched an accelerator.

@@ -5,7 +5,10 @@ import { inspect } from "util";
 import type * as vm from "vm";
 import { createConverter, type Converter, type ConvertResult } from "tslab/dist/converter";
 import { createExecutor, type Executor } from "tslab/dist/executor";
+import { programOfLastConverter, setCellCompilerOptions } from "./cell-compiler-options";
 import { alignLines } from "./line-map";
+import { readNotebookTsconfig } from "./notebook-tsconfig";
+import { withLocalModules } from "./local-modules";
 import { cellFileName, CompileError as ReportedCompileError, NOTEBOOK_GLOBALS_DTS, ReportedError, type CellError, type RecordedCell } from "../../launcher/contract";
 import { mapCellStack, type CellLines } from "../../launcher/api";
 
@@ -20,12 +23,19 @@ export interface Diagnostic {
   line: number;
   character: number;
   message: string;
+  /** A local module's path (relative to the notebook) when the error is there, not in the cell. */
+  file?: string;
+}
+
+/** "line 2, column 5: …" in the cell (shifted by `firstLine - 1`), or "lib/x.ts line 2, column 5: …" in a module. */
+function whereAndWhat(d: Diagnostic, firstLine = 1): string {
+  return d.file ? `${d.file} line ${d.line}, column ${d.character}: ${d.message}` : `line ${d.line + firstLine - 1}, column ${d.character}: ${d.message}`;
 }
 
 /** A cell or %%launch body that does not type-check: its diagnostics in cell lines. */
 export class CompileError extends ReportedCompileError {
   constructor(readonly diagnostics: Diagnostic[], readonly firstLine: number) {
-    super(diagnostics.map((d) => `line ${d.line + firstLine - 1}, column ${d.character}: ${d.message}`).join("\n"));
+    super(diagnostics.map((d) => whereAndWhat(d, firstLine)).join("\n"));
   }
 }
 
@@ -46,8 +56,15 @@ export class Session {
   /** Every cell that ran (replayed or not), by its file name in stacks: a traceback names cell lines. */
   private readonly cellLines = new Map<string, CellLines>();
 
+  /** What the notebook's tsconfig.json could not give the cells: said once, in the first cell. */
+  private setupNotes: string[];
+
   constructor(readonly cwd: string) {
-    this.converter = createConverter({ isJS: false, isBrowser: false });
+    const tsconfig = readNotebookTsconfig(cwd);
+    this.setupNotes = tsconfig.problems;
+    setCellCompilerOptions(tsconfig.options);
+    const converter = createConverter({ isJS: false, isBrowser: false });
+    this.converter = withLocalModules(converter, cwd, tsconfig.options, programOfLastConverter());
     // display(), prompt() and input() are globals of every cell (kernel/kernel.ts, worker-main.ts).
     this.converter.addModule("__tslaunch_globals__", NOTEBOOK_GLOBALS_DTS);
     const recordingConverter: Converter = {
@@ -79,13 +96,21 @@ export class Session {
         // ... and reports diagnostics ("%s%d:%d - %s") and exceptions with console.error.
         error: (first: unknown, ...rest: unknown[]) => {
           if (first === "%s%d:%d - %s") {
-            this.sink.diagnostics.push({ line: rest[1] as number, character: rest[2] as number, message: String(rest[3]) });
+            const file = String(rest[0]).trim();
+            this.sink.diagnostics.push({ line: rest[1] as number, character: rest[2] as number, message: String(rest[3]), ...(file ? { file } : {}) });
           } else {
             this.sink.exception = first;
           }
         },
       },
     );
+  }
+
+  /** Problems with the notebook's TypeScript setup, the first time they are asked for; then none. */
+  takeSetupNotes(): string[] {
+    const notes = this.setupNotes;
+    this.setupNotes = [];
+    return notes;
   }
 
   /** Runs an ordinary cell through tslab's executor. */
@@ -139,7 +164,7 @@ export class Session {
     const converted = this.converter.convert(this.declarations, body);
     if (converted.diagnostics.length > 0) {
       throw new CompileError(
-        converted.diagnostics.map((d) => ({ line: d.start.line + 1, character: d.start.character + 1, message: d.messageText })),
+        converted.diagnostics.map((d) => ({ line: d.start.line + 1, character: d.start.character + 1, message: d.messageText, ...(d.fileName ? { file: d.fileName } : {}) })),
         firstLine,
       );
     }
@@ -200,7 +225,7 @@ export class Session {
   private errorFromSink(): CellError {
     const { diagnostics, exception } = this.sink;
     if (diagnostics.length > 0) {
-      const lines = diagnostics.map((d) => `line ${d.line}, column ${d.character}: ${d.message}`);
+      const lines = diagnostics.map((d) => whereAndWhat(d));
       return { ename: "CompileError", evalue: lines[0], traceback: lines };
     }
     // A failed launch (LaunchError) carries its whole report: show it, not the kernel-side stack.
