@@ -57,5 +57,46 @@ export function installCellCompilerOptionsHook(): void {
       return host;
     },
   });
+  const transpiled = new TranspileMemo(real.transpileModule);
+  Object.defineProperty(copy, "transpileModule", { enumerable: true, value: (input: string, options: ts.TranspileOptions) => transpiled.get(input, options) });
   require.cache[typescriptPath]!.exports = copy;
+}
+
+/**
+ * tslab turns every cell's output into CommonJS with transpileModule, which builds a program and a
+ * type checker each time (about half of a `1+1` cell's time in the kernel). It is a pure function of
+ * its input: a cell run again (the usual edit-run loop, re-running a cell above) takes the output
+ * it had. Bounded in entries and in characters held.
+ */
+class TranspileMemo {
+  private readonly entries = new Map<string, ts.TranspileOutput>();
+  private chars = 0;
+
+  constructor(
+    private readonly transpile: (input: string, options: ts.TranspileOptions) => ts.TranspileOutput,
+    private readonly maxEntries = 256,
+    private readonly maxChars = 4 * 1024 * 1024,
+  ) {}
+
+  get(input: string, options: ts.TranspileOptions): ts.TranspileOutput {
+    if (options.transformers || options.reportDiagnostics) return this.transpile(input, options);
+    const key = `${JSON.stringify(options)}\u0000${input}`;
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key); // most recently used last
+      this.entries.set(key, hit);
+      return hit;
+    }
+    const out = this.transpile(input, options);
+    const size = key.length + out.outputText.length;
+    if (size > this.maxChars / 8) return out;
+    this.entries.set(key, out);
+    this.chars += size;
+    for (const [k, v] of this.entries) {
+      if (this.entries.size <= this.maxEntries && this.chars <= this.maxChars) break;
+      this.entries.delete(k);
+      this.chars -= k.length + v.outputText.length;
+    }
+    return out;
+  }
 }

@@ -37,10 +37,24 @@ async function waitForWarm(kernelPid: number, count: number, timeoutMs = 10_000)
 }
 
 /** Warm workers once they have had time to start and replay the session ahead (and replace any that stopped). */
-async function settledWarm(kernelPid: number, count: number): Promise<number[]> {
-  await waitForWarm(kernelPid, count);
-  await sleep(2500);
-  return waitForWarm(kernelPid, count);
+async function settledWarm(kernelPid: number, count: number, stableMs = 2500, timeoutMs = 30_000): Promise<number[]> {
+  // A worker whose pre-replay stopped exits and is replaced, later under load: settled means the
+  // same warm workers for `stableMs`, not a fixed wait.
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  let since = Date.now();
+  for (;;) {
+    const pids = await waitForWarm(kernelPid, count, Math.max(1000, deadline - Date.now()));
+    const key = [...pids].sort((a, b) => a - b).join(',');
+    if (key !== last) {
+      last = key;
+      since = Date.now();
+    } else if (Date.now() - since >= stableMs) {
+      return pids;
+    }
+    if (Date.now() > deadline) throw new Error(`the warm workers never settled within ${timeoutMs} ms (last: ${key})`);
+    await sleep(100);
+  }
 }
 
 /** Everything a body can see of its world, with the per-launch values (folder paths, keys) masked. */
