@@ -1,8 +1,10 @@
 // `--only kernel`: our kernel beside Deno's Jupyter kernel (`deno jupyter --kernel`), same run,
 // same Node client, rounds alternating which kernel goes first:
 //   - start: process spawn -> first kernel_info_reply (what a frontend waits for), and -> first cell result;
-//   - round trip of `1+1` (execute_request -> execute_reply + idle), interleaved pairs;
-//   - RSS growth of the kernel process over 20 small cells of realistic size.
+//   - round trip of `1+1` (execute_request -> execute_reply + idle), interleaved pairs, and of a cell
+//     the kernel has not seen before (`1+N`, N new each time: no compile output to reuse);
+//   - RSS growth of the kernel process over 20 small cells of realistic size, read 1 s after the
+//     last cell (both kernels idle by then: ours collects its compiler's garbage when idle).
 // Deno comes from npm (package `deno`, its platform binary run directly), installed by this bench into
 // its scratch folder, with DENO_DIR there too: nothing is written to user folders.
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "fs";
@@ -24,6 +26,7 @@ interface Side {
   kernelInfoMs: number[];
   firstResultMs: number[];
   roundTripMs: number[];
+  newCellRoundTripMs: number[];
   rssGrowthMiB: number[];
   rssStartMiB: number[];
 }
@@ -101,9 +104,11 @@ async function stop(k: Started): Promise<void> {
   await k.proc.dispose();
 }
 
-async function roundTrip(k: Started): Promise<number> {
+let newCells = 0;
+
+async function roundTrip(k: Started, code = "1+1"): Promise<number> {
   const t = nowMs();
-  const r = await k.client.execute("1+1", { storeHistory: false });
+  const r = await k.client.execute(code, { storeHistory: false });
   if (r.reply.content.status !== "ok") throw new Error(`1+1 failed: ${JSON.stringify(r.reply.content).slice(0, 300)}`);
   return nowMs() - t;
 }
@@ -117,7 +122,7 @@ async function rssGrowth(k: Started, side: Side): Promise<void> {
     const r = await k.client.execute(code);
     if (r.reply.content.status !== "ok") throw new Error(`a memory cell failed: ${JSON.stringify(r.reply.content).slice(0, 300)}`);
   }
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
   side.rssStartMiB.push(before);
   side.rssGrowthMiB.push(rssMiB(k.proc.pid) - before);
 }
@@ -131,7 +136,7 @@ export async function runKernelBench(opts: KernelBenchOptions, log: CommandLog):
   const env = { [MARKER_ENV]: opts.marker, DENO_DIR: denoDir, NO_COLOR: "1" };
   log.add(`[ours vs Deno ${DENO_VERSION}] ${opts.rounds} rounds: start both (alternating order), ${opts.reps} interleaved 1+1 pairs, 20 cells for memory`);
   const load = loadavg();
-  const empty = (): Side => ({ kernelInfoMs: [], firstResultMs: [], roundTripMs: [], rssGrowthMiB: [], rssStartMiB: [] });
+  const empty = (): Side => ({ kernelInfoMs: [], firstResultMs: [], roundTripMs: [], newCellRoundTripMs: [], rssGrowthMiB: [], rssStartMiB: [] });
   const raw = { ours: empty(), deno: empty() };
   const errors: string[] = [];
   for (let round = 0; round < opts.rounds; round++) {
@@ -144,6 +149,10 @@ export async function runKernelBench(opts: KernelBenchOptions, log: CommandLog):
       for (let i = 0; i < 5; i++) await Promise.all([roundTrip(ours), roundTrip(deno)].map((p) => p.catch(() => 0)));
       for (let i = 0; i < opts.reps; i++) {
         for (const who of i % 2 === 0 ? order : [...order].reverse()) raw[who].roundTripMs.push(await roundTrip(started[who]!));
+      }
+      for (let i = 0; i < opts.reps; i++) {
+        const code = `1+${++newCells}`;
+        for (const who of i % 2 === 0 ? order : [...order].reverse()) raw[who].newCellRoundTripMs.push(await roundTrip(started[who]!, code));
       }
       for (const who of order) await rssGrowth(started[who]!, raw[who]);
     } catch (err) {
@@ -169,6 +178,7 @@ export function kernelBenchTable(r: KernelBenchResult): string {
         row("spawn -> first kernel_info_reply (ms)", "kernelInfoMs", 0, "<= 1.5"),
         row("spawn -> first `1+1` result (ms)", "firstResultMs", 0, "-"),
         row(`\`1+1\` round trip (ms, ${r.options.reps} interleaved pairs per round)`, "roundTripMs", 2, "<= 1.2"),
+        row("round trip of a cell not seen before (`1+N`, ms)", "newCellRoundTripMs", 2, "-"),
         row("RSS after 3 warm-up cells (MiB)", "rssStartMiB", 0, "-"),
         row("RSS growth over 20 cells (MiB)", "rssGrowthMiB", 1, "<= 1.0"),
       ],

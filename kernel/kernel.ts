@@ -14,6 +14,7 @@ import { KernelServer } from "./jupyter/server";
 import { iopubPaceFromEnv, OutputPacer, outputMemoryLimitFromEnv } from "./jupyter/output-pacer";
 import type { CompleteReply, InspectReply, JupyterMessage, Request } from "./jupyter/wire";
 import { kernelInfo, NO_COMMS, NO_HISTORY } from "./kernel-info";
+import { IdleCollector } from "./idle-gc";
 import { DeviceGuard } from "./launch/device-guard";
 import { KernelLaunchHost } from "./launch/kernel-launch-host";
 import { completeMagic, inspectMagic } from "./launch/magic-help";
@@ -36,6 +37,8 @@ export class Kernel {
   /** Every launch running now: a cell may start several (Promise.all); interrupt stops them all. */
   private readonly activeLaunches = new Set<ActiveLaunchHandle>();
   private readonly guard = new DeviceGuard();
+  /** Gives back the TypeScript service's per-cell garbage while the notebook is idle. */
+  private readonly idleCollector = new IdleCollector();
   /** The kernel as the host of every launch (%%launch cells and notebookLauncher() calls). */
   private readonly launchHost: KernelLaunchHost;
   private currentCode = "";
@@ -166,6 +169,7 @@ export class Kernel {
 
   private async handle(msg: Request, channel: "shell" | "control", seq: number): Promise<void> {
     traceMark(`kernel: ${msg.header.msg_type}`);
+    this.idleCollector.busy();
     this.server.publish("status", { execution_state: "busy" }, msg);
     try {
       await this.dispatch(msg, channel, seq);
@@ -175,7 +179,10 @@ export class Kernel {
       this.server.publish("status", { execution_state: "idle" }, msg);
       traceMark("kernel: idle");
       // Warm workers start when no cell is running or waiting, so they never slow one down.
-      if (channel === "shell" && --this.queuedShell === 0) this.launchHost.refillWarmPool();
+      if (channel === "shell" && --this.queuedShell === 0) {
+        this.launchHost.refillWarmPool();
+        this.idleCollector.idle();
+      }
     }
   }
 

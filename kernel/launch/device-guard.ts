@@ -2,7 +2,7 @@
 // After every cell it scans the kernel process (launcher/device-scan) and remembers the first cell
 // that touched an accelerator and the evidence; that cell gets a one-time warning, and every launch
 // after it is refused before any process starts. A kernel restart is a new process: a clean guard.
-import { describeEvidence, scanProcess, watchLists, type Evidence, type WatchLists } from "../../launcher/api";
+import { describeEvidence, ProcessScanner, watchLists, type Evidence } from "../../launcher/api";
 import { DeviceGuardError } from "../../launcher/contract";
 
 export interface Touch {
@@ -13,7 +13,7 @@ export interface Touch {
 
 export class DeviceGuard {
   private touched: Touch | null = null;
-  private lists: WatchLists | null = null;
+  private scanner: ProcessScanner | null = null;
   /** Evidence present before any cell ran (e.g. the kernel started on a machine's GPU): not a cell's. */
   private readonly preexisting: Set<string>;
 
@@ -27,11 +27,11 @@ export class DeviceGuard {
     // A cell may extend the lists by setting TSLAUNCH_GUARD_* in process.env: reload when they change.
     const e = process.env;
     const key = [e.TSLAUNCH_GUARD_CONFIG, e.TSLAUNCH_GUARD_LIBRARIES, e.TSLAUNCH_GUARD_DEVICES, e.TSLAUNCH_GUARD_PACKAGES].join("\u0000");
-    if (!this.lists || key !== this.listsKey) {
-      this.lists = watchLists();
+    if (!this.scanner || key !== this.listsKey) {
+      this.scanner = new ProcessScanner(watchLists());
       this.listsKey = key;
     }
-    return scanProcess(this.lists);
+    return this.scanner.scan();
   }
 
   get firstTouch(): Touch | null {

@@ -12,7 +12,7 @@ export { SendQueue } from "../channel";
 // The data plane itself, for benchmarks and for code that manages its own ranks.
 export { Communicator, removeSegments, type CommSpec, type Tuning } from "../collectives";
 export { resolveOwnPackage } from "../worker";
-export { scanProcess, describeEvidence, watchLists, type Evidence, type WatchLists } from "../devices";
+export { scanProcess, ProcessScanner, describeEvidence, watchLists, type Evidence, type WatchLists } from "../devices";
 export { createWarmPool, mapCellStack, preReplayEnabled, renderPrefix, WarmPool, warmPoolLimit, WARM_WORKER_BYTES, type CellLines, type SessionSnapshot } from "../group";
 export {
   state, onMainProcess, onLocalMainProcess, print, type DistributedState,

@@ -88,47 +88,74 @@ function firstMatch(rules: Rule[], text: string): Rule | undefined {
 
 /** Everything in this process that shows an accelerator was touched (empty when none). */
 export function scanProcess(lists: WatchLists = watchLists()): Evidence[] {
-  const found: Evidence[] = [];
-  const seen = new Set<string>();
-  const add = (e: Evidence) => {
-    if (!seen.has(e.detail)) {
-      seen.add(e.detail);
-      found.push(e);
-    }
-  };
-  try {
-    for (const line of readFileSync("/proc/self/maps", "utf8").split("\n")) {
-      const slash = line.indexOf("/");
-      if (slash < 0) continue;
-      const file = line.slice(slash);
-      const rule = firstMatch(lists.libraries, file);
-      if (rule) add({ kind: "library", detail: file, accelerator: rule.accelerator });
-    }
-  } catch {
-    // no /proc (not Linux): nothing to read
-  }
-  try {
-    for (const fd of readdirSync("/proc/self/fd")) {
-      let target: string;
-      try {
-        target = readlinkSync(`/proc/self/fd/${fd}`);
-      } catch {
-        continue; // closed between readdir and readlink
+  return new ProcessScanner(lists).scan();
+}
+
+/**
+ * Scans this process again and again (the kernel's guard does after every cell): each library
+ * path, device path and module file is matched against the lists once, and remembered.
+ */
+export class ProcessScanner {
+  private readonly libraryRule = new Map<string, Rule | null>();
+  private readonly deviceRule = new Map<string, Rule | null>();
+  private readonly packageRule = new Map<string, Rule | null>();
+
+  constructor(private readonly lists: WatchLists) {}
+
+  scan(): Evidence[] {
+    const found: Evidence[] = [];
+    const seen = new Set<string>();
+    const add = (e: Evidence) => {
+      if (!seen.has(e.detail)) {
+        seen.add(e.detail);
+        found.push(e);
       }
-      const rule = firstMatch(lists.devices, target.replace(/ \(deleted\)$/, ""));
-      if (rule) add({ kind: "device", detail: target, accelerator: rule.accelerator });
+    };
+    try {
+      for (const line of readFileSync("/proc/self/maps", "utf8").split("\n")) {
+        const slash = line.indexOf("/");
+        if (slash < 0) continue;
+        const file = line.slice(slash);
+        const rule = remembered(this.libraryRule, file, () => firstMatch(this.lists.libraries, file));
+        if (rule) add({ kind: "library", detail: file, accelerator: rule.accelerator });
+      }
+    } catch {
+      // no /proc (not Linux): nothing to read
     }
-  } catch {
-    // no /proc
-  }
-  for (const file of Object.keys(require.cache)) {
-    const rule = firstMatch(lists.packages, file);
-    if (rule) {
-      const m = /node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(file);
-      add({ kind: "package", detail: m ? m[1] : file, accelerator: rule.accelerator });
+    try {
+      for (const fd of readdirSync("/proc/self/fd")) {
+        let target: string;
+        try {
+          target = readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          continue; // closed between readdir and readlink
+        }
+        const rule = remembered(this.deviceRule, target, () => firstMatch(this.lists.devices, target.replace(/ \(deleted\)$/, "")));
+        if (rule) add({ kind: "device", detail: target, accelerator: rule.accelerator });
+      }
+    } catch {
+      // no /proc
     }
+    for (const file of Object.keys(require.cache)) {
+      const rule = remembered(this.packageRule, file, () => firstMatch(this.lists.packages, file));
+      if (rule) {
+        const m = /node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(file);
+        add({ kind: "package", detail: m ? m[1] : file, accelerator: rule.accelerator });
+      }
+    }
+    return found;
   }
-  return found;
+}
+
+/** The rule for `key`, matched once; bounded so that a process opening endless files cannot grow it without end. */
+function remembered(cache: Map<string, Rule | null>, key: string, match: () => Rule | undefined): Rule | null {
+  let rule = cache.get(key);
+  if (rule === undefined) {
+    rule = match() ?? null;
+    if (cache.size >= 50_000) cache.clear();
+    cache.set(key, rule);
+  }
+  return rule;
 }
 
 export function describeEvidence(e: Evidence): string {
