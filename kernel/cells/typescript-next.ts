@@ -80,7 +80,7 @@ function topLevelAwaitDiagnostics(file: tsPublic.SourceFile): tsPublic.Diagnosti
 
 function withTopLevelAwait(program: tsPublic.Program, files: readonly tsPublic.SourceFile[], diagnostics: readonly tsPublic.Diagnostic[]): readonly tsPublic.Diagnostic[] {
   if (!(program.getCompilerOptions() as { disableTopLevelAwait?: boolean }).disableTopLevelAwait) return diagnostics;
-  const added = files.flatMap(topLevelAwaitDiagnostics);
+  const added = files.filter((f) => !f.isDeclarationFile).flatMap(topLevelAwaitDiagnostics);
   return added.length === 0 ? diagnostics : ts.sortAndDeduplicateDiagnostics([...diagnostics, ...added]);
 }
 
