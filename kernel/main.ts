@@ -4,6 +4,7 @@
 // with only ZeroMQ loaded; the kernel proper (TypeScript's language service, tslab, the
 // launcher: ~1.7 s on 2 cores) loads, in steps, when the first request that needs it arrives; it and
 // any that come meanwhile are then handled in order.
+import "./cells/typescript-choice"; // first: which TypeScript `@tslab/typescript-for-tslab` means
 import { readFileSync } from "fs";
 import type { Kernel } from "./kernel";
 import { KernelServer } from "./jupyter/server";
