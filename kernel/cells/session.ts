@@ -131,6 +131,9 @@ export class Session {
     if (compiled?.output) this.cellLines.set(cellFileName(executionCount, false), { executionCount, jsLineToCellLine });
     const ok = await running.finally(() => (this.runningCode = null));
     if (!ok) return { ok: false, error: this.interruptRequested || isInterruption(this.sink.exception) ? KEYBOARD_INTERRUPT : this.errorFromSink() };
+    // A `/** @module name */` cell is registered even when it does not type-check (tslab), and
+    // tslab's executor then reports success: its errors fail the cell, so they are seen.
+    if (this.sink.diagnostics.length > 0) return { ok: false, error: this.errorFromSink() };
     const converted = this.lastConverted as ConvertResult | null;
     if (converted) {
       if (converted.declOutput !== undefined) this.declarations = converted.declOutput;

@@ -148,4 +148,23 @@ describe("the notebook's tsconfig.json", () => {
     expect(out[1]).toBe("error: CompileError: lib/bad-view.tsx line 1, column 22: Cannot find name 'undefinedName'. Did you mean 'undefined'?");
     expect(out[2]).toBe('result: still alive');
   }, 150_000);
+
+  it("tslab's module cells (/** @module name */, with @jsx) import from later cells; one that does not type-check fails", async () => {
+    const dir = writeProject({
+      'tsconfig.json': JSON.stringify({ compilerOptions: { jsx: 'react-jsx', jsxImportSource: 'mini' } }),
+      'node_modules/mini/package.json': JSON.stringify({ name: 'mini', version: '1.0.0' }),
+      'node_modules/mini/jsx-runtime.js': JSX_RUNTIME,
+      'node_modules/mini/jsx-runtime.d.ts': JSX_RUNTIME_TYPES,
+    });
+    const out = await runNotebook(dir, [
+      "/** @module shapes */\nexport const square = (n: number): number => n * n;",
+      "/** @module card @jsx */\nexport const card = (title: string) => <div>{title}</div>;",
+      "import { square } from './shapes'\nimport { card } from './card'\ncard(String(square(7)))",
+      "/** @module broken */\nexport const n: number = 'x';",
+    ]);
+    expect(out[0]).toBe('');
+    expect(out[1]).toBe('');
+    expect(out[2]).toBe('result: <div>49</div>');
+    expect(out[3]).toBe("error: CompileError: broken.ts line 2, column 14: Type 'string' is not assignable to type 'number'.");
+  }, 150_000);
 });
