@@ -6,6 +6,24 @@
 import v8 from "v8";
 import vm from "vm";
 
+let mallocTrim: ((pad: number) => number) | null | undefined;
+
+/**
+ * V8 compiles the TypeScript service's hot functions in malloc'd zones (28 MiB at peak over 20
+ * cells); freed, glibc keeps those pages. malloc_trim(0) gives them back. Not glibc: nothing to do.
+ */
+function releaseFreedMalloc(): void {
+  if (mallocTrim === undefined) {
+    try {
+      const koffi = require("koffi") as typeof import("koffi");
+      mallocTrim = process.platform === "linux" ? koffi.load("libc.so.6").func("int malloc_trim(size_t pad)") : null;
+    } catch {
+      mallocTrim = null;
+    }
+  }
+  mallocTrim?.(0);
+}
+
 export class IdleCollector {
   private timer: NodeJS.Timeout | null = null;
   private readonly collect: (() => void) | null;
@@ -43,6 +61,7 @@ export class IdleCollector {
       // Twice: the first collection frees the garbage, the second lets V8 release the emptied pages.
       this.collect!();
       this.collect!();
+      releaseFreedMalloc();
       this.heapAfterLast = process.memoryUsage().heapUsed;
     }, this.delayMs);
     this.timer.unref();
