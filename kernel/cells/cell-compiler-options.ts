@@ -4,6 +4,7 @@
 // the notebook's options (notebook-tsconfig.ts) over tslab's before the program is made.
 import { createRequire } from "module";
 import type * as ts from "@tslab/typescript-for-tslab";
+import { lightBuilderFactory } from "./light-builder";
 
 let notebookOptions: ts.CompilerOptions = {};
 /** The program of the converter created last (kept current by the watch program on each cell). */
@@ -40,7 +41,10 @@ export function installCellCompilerOptionsHook(): void {
   Object.defineProperty(copy, "createWatchCompilerHost", {
     enumerable: true,
     value: (rootFiles: string[], options: ts.CompilerOptions, ...rest: unknown[]) => {
-      const host = (real.createWatchCompilerHost as (...a: unknown[]) => ts.WatchCompilerHost<ts.BuilderProgram>)(rootFiles, { ...options, ...notebookOptions }, ...rest);
+      // rest: system, createProgram (tslab passes none: TypeScript's builder), reporters.
+      const [system, , ...reporters] = rest;
+      const create = real.createWatchCompilerHost as (...a: unknown[]) => ts.WatchCompilerHost<ts.BuilderProgram>;
+      const host = create(rootFiles, { ...options, ...notebookOptions }, system, lightBuilderFactory(real), ...reporters);
       // tslab sets afterProgramCreate to keep the program to itself; the program is noted here too.
       const ref: { current?: ts.BuilderProgram } = {};
       lastProgramRef = ref;
