@@ -77,6 +77,10 @@ export function readNotebookTsconfig(cwd: string): NotebookTsconfig {
     problems.push(`${where}: "target" ${ts.ScriptTarget[options.target]} is not used for cells: they need ES2017 or later (cells are async functions, interrupted at their awaits). Cells use the kernel's target; set "target": "ES2017" or later to choose.`);
     delete options.target;
   }
+  if (options.jsx === ts.JsxEmit.Preserve || options.jsx === ts.JsxEmit.ReactNative) {
+    problems.push(`${where}: "jsx" ${options.jsx === ts.JsxEmit.Preserve ? "preserve" : "react-native"} is not used for cells: it leaves JSX in the output, which Node cannot run. Cells use "react"; set "jsx" to "react", "react-jsx" or "react-jsxdev".`);
+    delete options.jsx;
+  }
   if (unsupported.length > 0) {
     problems.push(`${where}: ignored for cells: ${unsupported.sort().join(", ")}. Cells take the type-checking, target, lib, paths/baseUrl, types and JSX options; see docs/decisions.md.`);
   }
@@ -85,6 +89,15 @@ export function readNotebookTsconfig(cwd: string): NotebookTsconfig {
     options.lib = [ts.getDefaultLibFileName(options).replace(/\.full\.d\.ts$/, ".d.ts")];
   }
   return { file, options, problems };
+}
+
+/** The program's option and global errors (they name no file), as lines for the user. */
+export function compilerOptionProblems(program: ts.Program | undefined, tsconfigFile: string | null): string[] {
+  if (!program) return [];
+  const where = tsconfigFile ? `tsconfig.json (${tsconfigFile})` : "TypeScript";
+  return [...program.getOptionsDiagnostics(), ...program.getGlobalDiagnostics()]
+    .filter((d) => d.category === ts.DiagnosticCategory.Error && !d.file)
+    .map((d) => `${where}: ${flatten(d)}`);
 }
 
 function flatten(d: ts.Diagnostic): string {

@@ -7,7 +7,7 @@ import { createConverter, type Converter, type ConvertResult } from "tslab/dist/
 import { createExecutor, type Executor } from "tslab/dist/executor";
 import { programOfLastConverter, setCellCompilerOptions } from "./cell-compiler-options";
 import { alignLines } from "./line-map";
-import { readNotebookTsconfig } from "./notebook-tsconfig";
+import { compilerOptionProblems, readNotebookTsconfig } from "./notebook-tsconfig";
 import { withLocalModules } from "./local-modules";
 import { cellFileName, CompileError as ReportedCompileError, NOTEBOOK_GLOBALS_DTS, ReportedError, type CellError, type RecordedCell } from "../../launcher/contract";
 import { mapCellStack, type CellLines } from "../../launcher/api";
@@ -64,7 +64,11 @@ export class Session {
     this.setupNotes = tsconfig.problems;
     setCellCompilerOptions(tsconfig.options);
     const converter = createConverter({ isJS: false, isBrowser: false });
-    this.converter = withLocalModules(converter, cwd, tsconfig.options, programOfLastConverter());
+    const program = programOfLastConverter();
+    this.converter = withLocalModules(converter, cwd, tsconfig.options, program);
+    // Problems with the options themselves (a `types` entry that is not installed, say) belong to no
+    // file, and tslab drops diagnostics without a file: they would never be seen.
+    this.setupNotes.push(...compilerOptionProblems(program()?.getProgram(), tsconfig.file));
     // display(), prompt() and input() are globals of every cell (kernel/kernel.ts, worker-main.ts).
     this.converter.addModule("__tslaunch_globals__", NOTEBOOK_GLOBALS_DTS);
     const recordingConverter: Converter = {

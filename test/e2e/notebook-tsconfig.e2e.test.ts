@@ -124,12 +124,15 @@ describe("the notebook's tsconfig.json", () => {
     removeDir(broken);
 
     const odd = writeProject({
-      'tsconfig.json': JSON.stringify({ compilerOptions: { target: 'ES5', plugins: [{ name: 'x' }], noImplicitAny: 'yes' } }),
+      'tsconfig.json': JSON.stringify({ compilerOptions: { target: 'ES5', plugins: [{ name: 'x' }], noImplicitAny: 'yes', jsx: 'preserve', types: ['not-installed'] } }),
     });
     const [first, second] = await runNotebook(odd, ['[1, 2].includes(2)', 'async function f() { await 0 }\n"ok"']);
     expect(first).toContain('"target" ES5 is not used for cells: they need ES2017 or later');
     expect(first).toContain('ignored for cells: plugins.');
     expect(first).toContain("noImplicitAny"); // the invalid value, in TypeScript's own words
+    expect(first).toContain('"jsx" preserve is not used for cells');
+    // An error of the options themselves names no file: tslab would drop it, the kernel says it.
+    expect(first).toContain("Cannot find type definition file for 'not-installed'");
     expect(first).toMatch(/result: true$/);
     expect(second).toBe('result: ok');
   }, 150_000);
