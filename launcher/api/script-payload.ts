@@ -3,7 +3,7 @@
 // the compiled files through the replay's require hook (the payload's side outputs).
 import { readdirSync, readFileSync, statSync } from "fs";
 import path from "path";
-import type * as TypeScript from "@tslab/typescript-for-tslab";
+import type * as TypeScript from "typescript";
 import type { LaunchPayload } from "../contract";
 
 const MAX_FILES = 2000;
@@ -22,7 +22,7 @@ function localTypeScriptFiles(dir: string, out: string[] = []): string[] {
 function transpile(file: string): string {
   // Loaded here, not at the top: every worker that requires "tslaunch" loads this module, and the
   // compiler alone takes ~250 ms to load; only `tslaunch run` needs it, once, in the agent.
-  const ts = require("@tslab/typescript-for-tslab") as typeof TypeScript;
+  const ts = require("typescript") as typeof TypeScript;
   return ts.transpileModule(readFileSync(file, "utf8"), {
     fileName: file,
     compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true, inlineSourceMap: false },

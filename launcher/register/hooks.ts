@@ -3,7 +3,7 @@
 // (TypeScript's own import convention).
 import { existsSync, readFileSync } from "fs";
 import { fileURLToPath } from "url";
-import type * as TypeScript from "@tslab/typescript-for-tslab";
+import type * as TypeScript from "typescript";
 
 const TS_FILE = /\.(ts|mts)$/;
 
@@ -30,7 +30,7 @@ let compiler: typeof TypeScript | undefined;
 
 export async function load(url: string, context: object, nextLoad: NextLoad): Promise<{ format: string; source?: string | Buffer; shortCircuit?: boolean }> {
   if (!url.startsWith("file:") || !TS_FILE.test(new URL(url).pathname)) return nextLoad(url, context);
-  compiler ??= require("@tslab/typescript-for-tslab") as typeof TypeScript;
+  compiler ??= require("typescript") as typeof TypeScript;
   const file = fileURLToPath(url);
   const { outputText } = compiler.transpileModule(readFileSync(file, "utf8"), {
     fileName: file,
