@@ -83,10 +83,11 @@ function compileJsxModules(builder: ts.BuilderProgram, files: string[], compiled
 function pathAliasRewriter(options: ts.CompilerOptions): ((js: string, containingFile: string) => string) | null {
   if (!options.paths && !options.baseUrl) return null;
   const resolutionOptions: ts.CompilerOptions = { ...options, moduleResolution: ts.ModuleResolutionKind.Node10, allowJs: true, resolveJsonModule: true };
-  const cache = ts.createModuleResolutionCache(ts.sys.getCurrentDirectory(), (f) => f, resolutionOptions);
   const localTarget = (specifier: string, containingFile: string): string | null => {
     if (specifier.startsWith(".") || path.isAbsolute(specifier)) return null;
-    const resolved = ts.resolveModuleName(specifier, containingFile, resolutionOptions, ts.sys, cache).resolvedModule;
+    // No resolution cache: a module the notebook adds later must be found on the next cell, as the
+    // type checker (whose watch program sees the new file) already finds it.
+    const resolved = ts.resolveModuleName(specifier, containingFile, resolutionOptions, ts.sys).resolvedModule;
     if (!resolved || resolved.isExternalLibraryImport || resolved.extension === ts.Extension.Dts) return null;
     const withoutExtension = resolved.resolvedFileName.replace(/\.(tsx?|jsx?|mts|cts|mjs|cjs)$/, "");
     let relative = path.relative(path.dirname(containingFile), withoutExtension).split(path.sep).join("/");
