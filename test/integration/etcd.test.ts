@@ -5,7 +5,8 @@
  * through its lease and named, the job's keys are gone at the end, and etcd problems are clear errors.
  * (Two real hosts, in network namespaces: two-hosts.test.ts.)
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import * as net from 'node:net';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { LaunchEvent } from '../../launcher/contract';
 import { makeTestCertificates, startEtcd, type EtcdTls, type RunningEtcd } from '../helpers/etcd';
 import { freePort } from '../helpers/free-port';
@@ -57,8 +58,13 @@ await waitForEveryone();`;
 describe('--rdzv_backend etcd', () => {
   it('two nodes form one world of 4 ranks through etcd (an agent given two endpoints, one dead); the job keys are removed at the end', async () => {
     const rdzvId = `job-${marker.slice(0, 8)}`;
-    // Several endpoints, the first one dead: the client uses the one that answers.
-    const endpoints = `127.0.0.1:${await freePort()},${etcd.endpoint}`;
+    // Several endpoints, the first one dead: the client uses the one that answers. "Dead" is a port
+    // held by this test that drops every connection: a merely free port could be taken meanwhile
+    // by another suite's server, which would accept and then never answer (seen once in CI).
+    const dead = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => dead.close(() => resolve())));
+    const endpoints = `127.0.0.1:${(dead.address() as net.AddressInfo).port},${etcd.endpoint}`;
     const agent = startAgent(['--num_nodes', '2', '--rdzv_backend', 'etcd', '--rdzv_endpoint', endpoints, '--rdzv_id', rdzvId, '-n', '2', '--once']);
     await agent.waitFor(/registered with etcd/, 'stderr', 20_000);
     expect(await etcd.keys(`/tslaunch/${rdzvId}/nodes/`)).toHaveLength(1);
