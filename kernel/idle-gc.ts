@@ -3,32 +3,23 @@
 // so a notebook left open keeps that garbage resident: after 20 small cells the kernel held 36 MiB
 // more, of which 3 MiB were live. When the kernel has been idle a moment, a full collection gives
 // it back, at no cost to a running cell (a request that comes first cancels it).
+//
+// Outside the heap, V8's optimizing compiler works in malloc'd zones on its own threads, tens of
+// MiB once a notebook's code gets hot. glibc's default raises its trim threshold after large frees,
+// and each thread's arena then keeps that much for good (+45 MiB over 20 cells, where malloc_trim
+// cannot reach it). With the thresholds fixed (process-libc.ts) free() gives it back at once, and
+// malloc_trim at idle returns what is left in the middle of the arenas.
 import v8 from "v8";
 import vm from "vm";
-
-let mallocTrim: ((pad: number) => number) | null | undefined;
-
-/**
- * V8 compiles the TypeScript service's hot functions in malloc'd zones (28 MiB at peak over 20
- * cells); freed, glibc keeps those pages. malloc_trim(0) gives them back. Not glibc: nothing to do.
- */
-function releaseFreedMalloc(): void {
-  if (mallocTrim === undefined) {
-    try {
-      const koffi = require("koffi") as typeof import("koffi");
-      mallocTrim = process.platform === "linux" ? koffi.load("libc.so.6").func("int malloc_trim(size_t pad)") : null;
-    } catch {
-      mallocTrim = null;
-    }
-  }
-  mallocTrim?.(0);
-}
+import { processLibc } from "../launcher/contract";
 
 export class IdleCollector {
   private timer: NodeJS.Timeout | null = null;
   private readonly collect: (() => void) | null;
   /** Heap in use after the last collection: a kernel that allocated little since skips the next. */
   private heapAfterLast = 0;
+  /** Resident size after the last look: growth outside the heap is given back too. */
+  private rssAfterLast = 0;
 
   constructor(
     private readonly delayMs = 400,
@@ -43,6 +34,7 @@ export class IdleCollector {
       collect = null; // a runtime without it: memory is left to V8's own heuristics
     }
     this.collect = collect;
+    processLibc()?.fixMallocThresholds();
   }
 
   /** A request is being handled: no collection now. */
@@ -57,12 +49,17 @@ export class IdleCollector {
     this.busy();
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (process.memoryUsage().heapUsed - this.heapAfterLast < this.minGrowthBytes) return;
-      // Twice: the first collection frees the garbage, the second lets V8 release the emptied pages.
-      this.collect!();
-      this.collect!();
-      releaseFreedMalloc();
-      this.heapAfterLast = process.memoryUsage().heapUsed;
+      if (process.memoryUsage().heapUsed - this.heapAfterLast >= this.minGrowthBytes) {
+        // Twice: the first collection frees the garbage, the second lets V8 release the emptied pages.
+        this.collect!();
+        this.collect!();
+        processLibc()?.trim();
+        this.heapAfterLast = process.memoryUsage().heapUsed;
+      } else if (process.memoryUsage.rss() - this.rssAfterLast >= this.minGrowthBytes) {
+        // Little new garbage on the heap, but the process grew: malloc'd memory (compiler zones).
+        processLibc()?.trim();
+      }
+      this.rssAfterLast = process.memoryUsage.rss();
     }, this.delayMs);
     this.timer.unref();
   }

@@ -23,15 +23,17 @@ export class DeviceGuard {
 
   private listsKey = "";
 
-  private scan(): Evidence[] {
+  /** `quick`: after a cell, trust what cannot have changed (ProcessScanner.rescan); else read everything. */
+  private scan(quick = false): Evidence[] {
     // A cell may extend the lists by setting TSLAUNCH_GUARD_* in process.env: reload when they change.
     const e = process.env;
     const key = [e.TSLAUNCH_GUARD_CONFIG, e.TSLAUNCH_GUARD_LIBRARIES, e.TSLAUNCH_GUARD_DEVICES, e.TSLAUNCH_GUARD_PACKAGES].join("\u0000");
     if (!this.scanner || key !== this.listsKey) {
       this.scanner = new ProcessScanner(watchLists());
       this.listsKey = key;
+      return this.scanner.scan();
     }
-    return this.scanner.scan();
+    return quick ? this.scanner.rescan() : this.scanner.scan();
   }
 
   get firstTouch(): Touch | null {
@@ -44,7 +46,7 @@ export class DeviceGuard {
    */
   afterCell(executionCount: number, code: string): string | null {
     if (this.touched) return null;
-    const evidence = this.scan().filter((e) => !this.preexisting.has(e.detail));
+    const evidence = this.scan(true).filter((e) => !this.preexisting.has(e.detail));
     if (evidence.length === 0) return null;
     this.touched = { executionCount, firstLine: firstCodeLine(code), evidence };
     return (

@@ -11,3 +11,4 @@ export * from "./trace";
 export * from "./notebook-display";
 export * from "./notebook-globals";
 export * from "./send-queue";
+export * from "./process-libc";

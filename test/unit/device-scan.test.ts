@@ -1,0 +1,93 @@
+// The guard's per-cell look (ProcessScanner.rescan) skips what cannot have changed since the last
+// scan. These check that it still sees what a cell does: a device opened on a new descriptor, a
+// library the loader maps, and that a full scan() sees a descriptor number reused for a device.
+import { closeSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from "fs";
+import { tmpdir } from "os";
+import path from "path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ProcessScanner, watchLists } from "../../launcher/devices";
+import { processLibc } from "../../launcher/contract";
+
+const loaderGeneration = () => processLibc()?.loaderCounts() ?? null;
+
+let dir: string;
+const opened: number[] = [];
+
+beforeEach(() => {
+  // realpath: /proc/self/fd shows resolved paths
+  dir = realpathSync(mkdtempSync(path.join(tmpdir(), "tsl-scan-")));
+  for (const name of ["fake-accel0", "plain.txt"]) writeFileSync(path.join(dir, name), "");
+});
+
+afterEach(() => {
+  for (const fd of opened.splice(0)) closeSync(fd);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function open(name: string): number {
+  const fd = openSync(path.join(dir, name), "r");
+  opened.push(fd);
+  return fd;
+}
+
+function close(fd: number): void {
+  closeSync(fd);
+  opened.splice(opened.indexOf(fd), 1);
+}
+
+function scanner(env: NodeJS.ProcessEnv = {}): ProcessScanner {
+  return new ProcessScanner(watchLists({ TSLAUNCH_GUARD_DEVICES: path.join(dir, "fake-accel*"), ...env }));
+}
+
+describe("ProcessScanner.rescan", () => {
+  it("gives what scan() gives while nothing changed", () => {
+    const s = scanner();
+    open("fake-accel0");
+    const full = s.scan();
+    expect(full.map((e) => e.detail)).toContain(path.join(dir, "fake-accel0"));
+    expect(s.rescan()).toEqual(full);
+    expect(s.rescan()).toEqual(full);
+  });
+
+  it("sees a device opened after the last scan", () => {
+    const s = scanner();
+    s.scan();
+    expect(s.rescan().filter((e) => e.kind === "device")).toEqual([]);
+    open("fake-accel0");
+    expect(s.rescan()).toContainEqual({ kind: "device", detail: path.join(dir, "fake-accel0"), accelerator: "configured accelerator" });
+  });
+
+  it("forgets a device once it is closed", () => {
+    const s = scanner();
+    const fd = open("fake-accel0");
+    expect(s.rescan().some((e) => e.kind === "device")).toBe(true);
+    close(fd);
+    expect(s.rescan().some((e) => e.kind === "device")).toBe(false);
+  });
+
+  it("scan() reads a descriptor number again when it was closed and reused for a device", () => {
+    const s = scanner();
+    const plain = open("plain.txt");
+    s.scan();
+    close(plain);
+    const device = open("fake-accel0");
+    expect(device).toBe(plain); // the lowest free number: the same one
+    expect(s.scan()).toContainEqual({ kind: "device", detail: path.join(dir, "fake-accel0"), accelerator: "configured accelerator" });
+  });
+
+  it("sees a library the dynamic loader maps after the last scan", () => {
+    // A system library this process has not mapped yet (a Node process maps none of these by itself).
+    const mapped = readFileSync("/proc/self/maps", "utf8");
+    const lib = ["libresolv.so.2", "libutil.so.1", "libz.so.1"].find((name) => !mapped.includes("/" + name));
+    if (!lib) throw new Error("libresolv, libutil and libz are all mapped already: no library left to load in this test");
+    const s = scanner({ TSLAUNCH_GUARD_LIBRARIES: "/" + lib });
+    expect(s.rescan().filter((e) => e.kind === "library")).toEqual([]);
+    const before = loaderGeneration();
+    expect(before, "dl_iterate_phdr's counters are readable through koffi on glibc").toMatch(/^\d+\/\d+$/);
+    const koffi = require("koffi") as typeof import("koffi");
+    koffi.load(lib);
+    expect(loaderGeneration()).not.toBe(before);
+    const libraries = s.rescan().filter((e) => e.kind === "library");
+    expect(libraries.map((e) => path.basename(e.detail))).toContain(lib);
+  });
+});
