@@ -3,7 +3,8 @@
 // Fast start: the sockets are bound and kernel_info and is_complete (cells/cell-text.ts) are answered
 // with only ZeroMQ loaded; the kernel proper (TypeScript's language service, tslab, the
 // launcher: ~1.7 s on 2 cores) loads, in steps, when the first request that needs it arrives; it and
-// any that come meanwhile are then handled in order.
+// any that come meanwhile are then handled in order. A client quiet for a second after start gets it
+// loaded in the background, before its first cell.
 import "./cells/typescript-choice"; // first: which TypeScript `@tslab/typescript-for-tslab` means
 import { readFileSync } from "fs";
 import type { Kernel } from "./kernel";
@@ -62,7 +63,8 @@ export async function startKernel(connectionFile: string): Promise<void> {
 
   const server = new KernelServer(conn, log);
   let loading: Promise<void> | null = null;
-  const load = () => (loading ??= loadKernel(server, log).then((k) => {
+  // A request waiting for the kernel cuts the declarations' parse short: the service parses the rest.
+  const load = () => (loading ??= loadKernel(server, log, () => waiting.length > 0).then((k) => {
     kernel = k;
     k.start();
     // Requests that came while it loaded, in their order, through the kernel's own handlers; then
@@ -79,8 +81,19 @@ export async function startKernel(connectionFile: string): Promise<void> {
   // jupyter console gives up on the kernel's is_complete for good after one unanswered second.
   // What clients ask at start (jupyter console: kernel_info, then history, then is_complete as the
   // user types) is answered without it.
+  // A notebook open but not yet run loads the kernel in the background, once the client has been
+  // quiet a moment: its first cell then waits for none of it. No step blocks more than ~0.5 s
+  // (TypeScript's own module; the language service, its declaration files parsed one per step
+  // beforehand), well inside jupyter console's 1 s for an is_complete.
+  let quietTimer: NodeJS.Timeout | null = null;
+  const loadWhenQuiet = () => {
+    if (quietTimer) clearTimeout(quietTimer);
+    quietTimer = setTimeout(() => void load(), LOAD_AFTER_QUIET_MS);
+    quietTimer.unref();
+  };
   const whileLoading = async (msg: JupyterMessage, channel: "shell" | "control") => {
     const type = msg.header.msg_type;
+    if (!loading) loadWhenQuiet();
     if (!ANSWERED_WHILE_LOADING.has(type)) {
       waiting.push({ msg, channel });
       void load();
@@ -100,20 +113,35 @@ export async function startKernel(connectionFile: string): Promise<void> {
 
 const ANSWERED_WHILE_LOADING = new Set(["kernel_info_request", "is_complete_request", "history_request", "comm_info_request"]);
 
-/** Loads the kernel proper in steps, so that a request arriving in between is read between steps. */
-async function loadKernel(server: KernelServer, log: (s: string) => void): Promise<Kernel> {
-  const step = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** How long the client must have been quiet before the kernel loads in the background. */
+const LOAD_AFTER_QUIET_MS = 1000;
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Loads the kernel proper in steps, so that a request arriving in between is read between steps.
+ * `requestWaiting`: a request needs the kernel now (the declarations' parse then stops early).
+ */
+async function loadKernel(server: KernelServer, log: (s: string) => void, requestWaiting: () => boolean): Promise<Kernel> {
   const selfImport = await import("./self-import");
   selfImport.resolveOwnPackage();
   selfImport.forwardOwnTypes(process.cwd());
   // Before anything loads tslab's converter: the notebook's tsconfig.json options reach it this way.
-  (await import("./cells/cell-compiler-options")).installCellCompilerOptionsHook();
-  await step();
+  const cellOptions = await import("./cells/cell-compiler-options");
+  cellOptions.installCellCompilerOptionsHook();
+  await nextTurn();
   const { Kernel } = await import("./kernel");
-  await step();
+  await nextTurn();
+  const { readNotebookTsconfig } = await import("./cells/notebook-tsconfig");
+  try {
+    await cellOptions.preparseCellDeclarations(process.cwd(), readNotebookTsconfig(process.cwd()).options, nextTurn, requestWaiting);
+  } catch (err) {
+    // Only a head start: the language service reads whatever this did not.
+    log(`parsing the declaration files ahead failed (the language service will): ${(err as Error)?.message ?? err}`);
+  }
   const kernel = new Kernel(server, process.cwd(), log);
   // One more turn of the event loop: a SIGINT that came during the long step above is dispatched
   // now. Otherwise the first cell's breakOnSigint (which detaches SIGINT listeners) would drop it.
-  await step();
+  await nextTurn();
   return kernel;
 }

@@ -4,9 +4,12 @@
 // the notebook's options (notebook-tsconfig.ts) over tslab's before the program is made.
 import { createRequire } from "module";
 import type * as ts from "@tslab/typescript-for-tslab";
+import { ParsedDeclarations } from "./declaration-preparse";
 import { lightBuilderFactory } from "./light-builder";
 
 let notebookOptions: ts.CompilerOptions = {};
+/** Declaration files parsed before the first converter is made (declaration-preparse.ts). */
+let declarations: ParsedDeclarations | null = null;
 /** The program of the converter created last (kept current by the watch program on each cell). */
 let lastProgramRef: { current?: ts.BuilderProgram } = {};
 
@@ -44,7 +47,8 @@ export function installCellCompilerOptionsHook(): void {
       // rest: system, createProgram (tslab passes none: TypeScript's builder), reporters.
       const [system, , ...reporters] = rest;
       const create = real.createWatchCompilerHost as (...a: unknown[]) => ts.WatchCompilerHost<ts.BuilderProgram>;
-      const host = create(rootFiles, { ...options, ...notebookOptions }, system, lightBuilderFactory(real), ...reporters);
+      const lookup = (fileName: string, wanted: ts.ScriptTarget | ts.CreateSourceFileOptions) => declarations?.lookup(fileName, wanted);
+      const host = create(rootFiles, { ...options, ...notebookOptions }, system, lightBuilderFactory(real, lookup), ...reporters);
       // tslab sets afterProgramCreate to keep the program to itself; the program is noted here too.
       const ref: { current?: ts.BuilderProgram } = {};
       lastProgramRef = ref;
@@ -64,6 +68,38 @@ export function installCellCompilerOptionsHook(): void {
   const transpiled = new TranspileMemo(real.transpileModule);
   Object.defineProperty(copy, "transpileModule", { enumerable: true, value: (input: string, options: ts.TranspileOptions) => transpiled.get(input, options) });
   require.cache[typescriptPath]!.exports = copy;
+}
+
+/**
+ * Parses, one file per `turn()`, the declaration files a converter made now in `cwd` will read:
+ * tslab's own options (Node >= 18: target ES2022, lib es2022; its type roots) under the notebook's.
+ * Stops early when `stop()` says a cell is waiting (the converter then parses the rest itself).
+ */
+export async function preparseCellDeclarations(cwd: string, notebook: ts.CompilerOptions, turn: () => Promise<void>, stop: () => boolean): Promise<void> {
+  const typescript = require(createRequire(require.resolve("tslab/dist/converter")).resolve("@tslab/typescript-for-tslab")) as typeof ts;
+  declarations ??= new ParsedDeclarations(typescript);
+  const options: ts.CompilerOptions = {
+    module: typescript.ModuleKind.ESNext,
+    moduleResolution: typescript.ModuleResolutionKind.Node10,
+    target: typescript.ScriptTarget.ES2022,
+    lib: ["lib.es2022.d.ts"],
+    typeRoots: tslabTypeRoots(typescript, cwd),
+    ...notebook,
+  };
+  await declarations.parseFor(options, cwd, turn, stop);
+}
+
+/** What was parsed beforehand, and how much of it the converters took (for tests and the bench). */
+export function declarationPreparseStats(): { parsed: number; hits: number; misses: number } {
+  return declarations?.stats ?? { parsed: 0, hits: 0, misses: 0 };
+}
+
+/** tslab's type roots: every node_modules/@types above cwd, plus its own when none has @types/node. */
+function tslabTypeRoots(typescript: typeof ts, cwd: string): string[] {
+  const getDefaultTypeRoots = (typescript as unknown as { getDefaultTypeRoots(cwd: string, host: { directoryExists(d: string): boolean }): string[] | undefined }).getDefaultTypeRoots;
+  const roots = getDefaultTypeRoots(cwd, { directoryExists: typescript.sys.directoryExists }) ?? [];
+  if (roots.some((root) => typescript.sys.fileExists(`${root}/node/package.json`))) return roots;
+  return [...roots, require("path").join(require.resolve("tslab/package.json"), "..", "node_modules", "@types")];
 }
 
 /**

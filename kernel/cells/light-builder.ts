@@ -9,9 +9,23 @@ import type * as ts from "@tslab/typescript-for-tslab";
 
 type CreateProgram = ts.CreateProgram<ts.BuilderProgram>;
 
-/** A createProgram for ts.createWatchCompilerHost whose "builder" is a plain program. */
-export function lightBuilderFactory(typescript: typeof ts): CreateProgram {
+/** Answers a compiler host's getSourceFile with a file parsed beforehand, or undefined. */
+export type ParsedFileLookup = (fileName: string, wanted: ts.ScriptTarget | ts.CreateSourceFileOptions) => ts.SourceFile | undefined;
+
+/**
+ * A createProgram for ts.createWatchCompilerHost whose "builder" is a plain program. Files that
+ * `parsed` has (declaration-preparse.ts) are taken from it instead of the host's reading and parsing.
+ */
+export function lightBuilderFactory(typescript: typeof ts, parsed: ParsedFileLookup = () => undefined): CreateProgram {
+  const wrapped = new WeakSet<ts.CompilerHost>();
   return (rootNames, options, host, oldBuilder, configFileParsingDiagnostics, projectReferences) => {
+    if (host && !wrapped.has(host)) {
+      wrapped.add(host);
+      const own = host.getSourceFile;
+      // Not in the watch program's cache, so never given a version: it then takes them as unchanged
+      // (undefined === undefined), which they are.
+      host.getSourceFile = (fileName, wanted, onError, fresh) => (!fresh && parsed(fileName, wanted)) || own.call(host, fileName, wanted, onError, fresh);
+    }
     // getProgramOrUndefined: a runtime member of every builder program (the watch program calls it too).
     const old = (oldBuilder as (ts.BuilderProgram & { getProgramOrUndefined(): ts.Program | undefined }) | undefined)?.getProgramOrUndefined();
     const program = typescript.createProgram({
