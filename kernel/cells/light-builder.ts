@@ -21,10 +21,16 @@ export function lightBuilderFactory(typescript: typeof ts, parsed: ParsedFileLoo
   return (rootNames, options, host, oldBuilder, configFileParsingDiagnostics, projectReferences) => {
     if (host && !wrapped.has(host)) {
       wrapped.add(host);
-      const own = host.getSourceFile;
       // Not in the watch program's cache, so never given a version: it then takes them as unchanged
-      // (undefined === undefined), which they are.
+      // (undefined === undefined), which they are. Both ways in: a program reusing its predecessor
+      // asks by path (the watch program's host has getSourceFileByPath).
+      const own = host.getSourceFile;
       host.getSourceFile = (fileName, wanted, onError, fresh) => (!fresh && parsed(fileName, wanted)) || own.call(host, fileName, wanted, onError, fresh);
+      const ownByPath = host.getSourceFileByPath;
+      if (ownByPath) {
+        host.getSourceFileByPath = (fileName, filePath, wanted, onError, fresh) =>
+          (!fresh && parsed(fileName, wanted)) || ownByPath.call(host, fileName, filePath, wanted, onError, fresh);
+      }
     }
     // getProgramOrUndefined: a runtime member of every builder program (the watch program calls it too).
     const old = (oldBuilder as (ts.BuilderProgram & { getProgramOrUndefined(): ts.Program | undefined }) | undefined)?.getProgramOrUndefined();

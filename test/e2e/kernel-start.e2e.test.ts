@@ -2,7 +2,7 @@
  * A kernel started and left alone loads its language service in the background (kernel/main.ts):
  * after a quiet second, its modules, then the declaration files one per step
  * (kernel/cells/declaration-preparse.ts), then the service. Through a real Jupyter server: the
- * first cell finds the files parsed and taken by the program, and is_complete (which jupyter
+ * first cell finds the files parsed and taken by every program, and is_complete (which jupyter
  * console gives up on after 1 s unanswered) is answered quickly throughout.
  */
 import * as path from 'node:path';
@@ -41,6 +41,12 @@ describe('a kernel left alone after start', () => {
     expect(stats.parsed).toBeGreaterThan(50); // lib.es2022 and its parts, @types/node and what it references
     expect(stats.misses).toBe(0);
     expect(stats.hits).toBeGreaterThanOrEqual(stats.parsed);
+    // Each later program (one per new cell) takes them again, by path too: none is parsed twice.
+    expect((await runCell(kernel, 'const later: string[] = ["a"]; later.length')).reply.content.status).toBe('ok');
+    const after = statsOf(await runCell(kernel, STATS_CELL));
+    expect(after.parsed).toBe(stats.parsed);
+    expect(after.hits - stats.hits).toBeGreaterThanOrEqual(stats.parsed);
+    expect(after.misses).toBe(0);
   }, 60_000);
 
   it('answers is_complete within a second all through the background load', async () => {
