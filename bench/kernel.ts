@@ -10,6 +10,8 @@
 //     then until three readings 0.5 s apart agree within 0.25 MiB, 15 s at most) at both points. The first shows
 //     what is still resident right after, the second what the cells keep: V8 goes on optimizing a
 //     notebook's hot code for a few seconds after a burst of cells, in zones it frees when done.
+//     Then 20 more cells of the same shape (new names), settled: what each cell keeps once the
+//     compiler has seen such cells (ours compiles the type checker's paths for them the first time).
 // Deno comes from npm (package `deno`, its platform binary run directly), installed by this bench into
 // its scratch folder, with DENO_DIR there too: nothing is written to user folders.
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "fs";
@@ -35,6 +37,7 @@ interface Side {
   newCellRoundTripMs: number[];
   rssGrowthMiB: number[];
   rssSettledGrowthMiB: number[];
+  rssNextSettledGrowthMiB: number[];
   rssStartMiB: number[];
 }
 
@@ -66,7 +69,8 @@ async function installDeno(scratch: string, log: CommandLog): Promise<string> {
   throw new Error(`npm installed deno@${DENO_VERSION} but no platform binary is in ${scope} (this platform may have none)`);
 }
 
-const SMALL_CELLS = Array.from({ length: 20 }, (_, i) =>
+/** 20 small cells of realistic size; `from` numbers their names (each batch declares new ones). */
+const smallCells = (from: number) => Array.from({ length: 20 }, (_, k) => k + from).map((i) =>
   [
     `interface Row${i} { id: number; name: string; score: number }`,
     `const rows${i}: Row${i}[] = Array.from({ length: 200 }, (_, j) => ({ id: j, name: "row" + j, score: (j * ${i + 1}) % 17 }));`,
@@ -74,6 +78,7 @@ const SMALL_CELLS = Array.from({ length: 20 }, (_, i) =>
     `best${i}(rows${i}).score`,
   ].join("\n"),
 );
+const SMALL_CELLS = smallCells(0);
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -176,7 +181,14 @@ async function rssGrowth(k: Started, side: Side): Promise<void> {
   await sleep(1000);
   side.rssStartMiB.push(before);
   side.rssGrowthMiB.push(rssMiB(k.proc.pid) - before);
-  side.rssSettledGrowthMiB.push((await settledRssMiB(k.proc.pid, idleSince)) - settledBefore);
+  const settledAfter = await settledRssMiB(k.proc.pid, idleSince);
+  side.rssSettledGrowthMiB.push(settledAfter - settledBefore);
+  // 20 more, alike but new: what a notebook keeps per cell once the compiler has seen such cells.
+  for (const code of smallCells(20)) {
+    const r = await k.client.execute(code);
+    if (r.reply.content.status !== "ok") throw new Error(`a memory cell failed: ${JSON.stringify(r.reply.content).slice(0, 300)}`);
+  }
+  side.rssNextSettledGrowthMiB.push((await settledRssMiB(k.proc.pid, nowMs())) - settledAfter);
 }
 
 export async function runKernelBench(opts: KernelBenchOptions, log: CommandLog): Promise<KernelBenchResult> {
@@ -188,7 +200,7 @@ export async function runKernelBench(opts: KernelBenchOptions, log: CommandLog):
   const env = { [MARKER_ENV]: opts.marker, DENO_DIR: denoDir, NO_COLOR: "1" };
   log.add(`[ours vs Deno ${DENO_VERSION}] ${opts.rounds} rounds: start both (alternating order), ${opts.reps} interleaved 1+1 pairs, 20 cells for memory`);
   const load = loadavg();
-  const empty = (): Side => ({ kernelInfoMs: [], firstResultMs: [], firstAfterPauseMs: [], roundTripMs: [], newCellRoundTripMs: [], rssGrowthMiB: [], rssSettledGrowthMiB: [], rssStartMiB: [] });
+  const empty = (): Side => ({ kernelInfoMs: [], firstResultMs: [], firstAfterPauseMs: [], roundTripMs: [], newCellRoundTripMs: [], rssGrowthMiB: [], rssSettledGrowthMiB: [], rssNextSettledGrowthMiB: [], rssStartMiB: [] });
   const raw = { ours: empty(), deno: empty() };
   const errors: string[] = [];
   for (let round = 0; round < opts.rounds; round++) {
@@ -243,6 +255,7 @@ export function kernelBenchTable(r: KernelBenchResult): string {
         row("RSS after 3 warm-up cells (MiB)", "rssStartMiB", 0, "-"),
         row("RSS growth over 20 cells, 1 s after the last (MiB)", "rssGrowthMiB", 1, "-"),
         row("RSS growth over 20 cells, settled (MiB)", "rssSettledGrowthMiB", 1, "<= 1.0"),
+        row("RSS growth over the next 20 such cells, settled (MiB)", "rssNextSettledGrowthMiB", 1, "-"),
       ],
     ),
   ];

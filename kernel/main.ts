@@ -69,22 +69,22 @@ export async function startKernel(connectionFile: string): Promise<void> {
     k.start();
     // Requests that came while it loaded, in their order, through the kernel's own handlers; then
     // an interrupt that came meanwhile (perhaps read before the cell's request) stops the waiting cell.
-    for (const { msg, channel } of waiting.splice(0)) void k.receive(msg, channel);
-    if (interruptedWhileLoading) k.interrupt();
+    const handedOver = waiting.splice(0);
+    for (const { msg, channel } of handedOver) void k.receive(msg, channel);
+    // A background load may have had no cell waiting at all: then the interrupt had nothing to stop.
+    if (interruptedWhileLoading && handedOver.some(({ msg }) => msg.header.msg_type === "execute_request")) k.interrupt();
+    interruptedWhileLoading = false;
   }, (err) => {
     // Without the kernel proper no request can be answered: die visibly rather than leave cells waiting.
     log(`the kernel could not load: ${(err as Error)?.stack ?? err}`);
     process.exit(1);
   }));
-  // The load blocks this thread for ~1.2 s at its longest step, so it starts only when a request
-  // needs the kernel proper: loading in the background would block a console's is_complete, and
-  // jupyter console gives up on the kernel's is_complete for good after one unanswered second.
   // What clients ask at start (jupyter console: kernel_info, then history, then is_complete as the
-  // user types) is answered without it.
-  // A notebook open but not yet run loads the kernel in the background, once the client has been
-  // quiet a moment: its first cell then waits for none of it. No step blocks more than ~0.5 s
-  // (TypeScript's own module; the language service, its declaration files parsed one per step
-  // beforehand), well inside jupyter console's 1 s for an is_complete.
+  // user types) is answered without the kernel proper. It loads when a request needs it, or in the
+  // background once the client has been quiet a moment, so that a notebook's first cell waits for
+  // none of it. jupyter console gives up on the kernel's is_complete for good after one unanswered
+  // second: no step of the load blocks more than ~0.5 s (TypeScript's own module; the language
+  // service, its declaration files parsed one per step beforehand) (docs/decisions.md 50, 62).
   let quietTimer: NodeJS.Timeout | null = null;
   const loadWhenQuiet = () => {
     if (quietTimer) clearTimeout(quietTimer);
