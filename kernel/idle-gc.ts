@@ -24,6 +24,7 @@ export class IdleCollector {
   constructor(
     private readonly delayMs = 400,
     private readonly minGrowthBytes = 4 * 1024 * 1024,
+    private readonly shrinkAfterMs = 6000,
   ) {
     let collect: (() => void) | null = null;
     try {
@@ -55,12 +56,27 @@ export class IdleCollector {
         this.collect!();
         processLibc()?.trim();
         this.heapAfterLast = process.memoryUsage().heapUsed;
+        this.shrinkYoungGenerationLater();
       } else if (process.memoryUsage.rss() - this.rssAfterLast >= this.minGrowthBytes) {
         // Little new garbage on the heap, but the process grew: malloc'd memory (compiler zones).
         processLibc()?.trim();
       }
       this.rssAfterLast = process.memoryUsage.rss();
     }, this.delayMs);
+    this.timer.unref();
+  }
+
+  /**
+   * A burst of cells grows V8's young generation to its most (32 MiB resident), and a collection
+   * right after keeps it: V8 gives it back only when a collection sees a low allocation rate over
+   * the last 5 s. So one more, 6 s into the quiet (measured: a kernel idle 7 s after 40 cells holds
+   * 151 MiB instead of 184). The next burst grows it again as it needs.
+   */
+  private shrinkYoungGenerationLater(): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.collect!();
+    }, this.shrinkAfterMs);
     this.timer.unref();
   }
 }
