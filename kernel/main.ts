@@ -6,6 +6,7 @@
 // any that come meanwhile are then handled in order. A client quiet for a second after start gets it
 // loaded in the background, before its first cell.
 import "./cells/typescript-choice"; // first: which TypeScript `@tslab/typescript-for-tslab` means
+import v8 from "v8";
 import { readFileSync } from "fs";
 import type { Kernel } from "./kernel";
 import { KernelServer } from "./jupyter/server";
@@ -33,6 +34,10 @@ function watchParent(kernel: () => Kernel | null): void {
 }
 
 export async function startKernel(connectionFile: string): Promise<void> {
+  // Most JavaScript this process runs is TypeScript's compiler, a few times per cell. V8's baseline
+  // compiler (Sparkplug) made code for thousands of its warm functions, ~1 MiB per new kind of cell,
+  // for no speed we could measure (docs/decisions.md 64). Cells' hot code is still optimized.
+  v8.setFlagsFromString("--no-sparkplug");
   const conn = JSON.parse(readFileSync(connectionFile, "utf8")) as ConnectionInfo;
   if (conn.signature_scheme && conn.signature_scheme !== "hmac-sha256") {
     throw new Error(`unsupported signature_scheme ${conn.signature_scheme}; tslaunch signs with hmac-sha256`);
