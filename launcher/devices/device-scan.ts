@@ -3,7 +3,7 @@
 // device when loaded (require.cache). The lists are data; TSLAUNCH_GUARD_* variables or a JSON file
 // named by TSLAUNCH_GUARD_CONFIG extend them. Used by the kernel's device guard and by the workers'
 // self-test in the ACCELERATE_DEBUG_MODE probe.
-import { readdirSync, readFileSync, readlinkSync } from "fs";
+import { fstatSync, readdirSync, readFileSync, readlinkSync } from "fs";
 import { processLibc } from "../contract/process-libc";
 
 export interface Evidence {
@@ -98,18 +98,16 @@ export function scanProcess(lists: WatchLists = watchLists()): Evidence[] {
  *
  * `scan()` reads everything. `rescan()` is the per-cell look and skips what cannot have changed
  * since the last scan: /proc/self/maps (600 lines in a kernel) while the dynamic loader's counts of
- * loaded and unloaded objects stand still, and the readlink of a descriptor number that was already open last time.
- * On this kind of machine every system call costs microseconds, and those two were 0.6 ms of each
- * cell. What rescan() can miss: a cell that closes a descriptor kept open from an earlier cell and
- * opens a device under the same number. Launches do not depend on it: the guard calls scan()
- * before every launch.
+ * loaded and unloaded objects stand still, and the readlink of a descriptor that fstat shows is
+ * still the same file (device and inode). On this kind of machine every system call costs
+ * microseconds; the full look was 0.6-0.7 ms of each cell.
  */
 export class ProcessScanner {
   private readonly libraryRule = new Map<string, Rule | null>();
   private readonly deviceRule = new Map<string, Rule | null>();
   private readonly packageRule = new Map<string, Rule | null>();
-  /** What each open descriptor pointed at in the last scan. */
-  private fdTargets = new Map<string, string>();
+  /** What each open descriptor was in the last scan. */
+  private fdFiles = new Map<string, OpenFile>();
   /** The loader's counts when the libraries were last read (null: unknown, read again). */
   private librariesReadAt: string | null = null;
   private libraryEvidence: Evidence[] = [];
@@ -172,31 +170,37 @@ export class ProcessScanner {
 
   private devices(trustUnchanged: boolean): Evidence[] {
     const found: Evidence[] = [];
-    const targets = new Map<string, string>();
+    const seen = new Map<string, OpenFile>();
     try {
       for (const fd of readdirSync("/proc/self/fd")) {
-        let target = trustUnchanged ? this.fdTargets.get(fd) : undefined;
-        // A device seen last time is read again: the number may since have been closed and taken
-        // by another file (readdir's own descriptor lands on the lowest free number, too).
-        if (target !== undefined && this.deviceRule.get(target)) target = undefined;
-        if (target === undefined) {
-          try {
-            target = readlinkSync(`/proc/self/fd/${fd}`);
-          } catch {
-            continue; // closed between readdir and readlink
-          }
+        let file: OpenFile | undefined;
+        try {
+          // The same number may have been closed and opened again since (the kernel itself closes
+          // and opens descriptors between cells): trusted only while it is still the same file.
+          const known = trustUnchanged ? this.fdFiles.get(fd) : undefined;
+          const stat = fstatSync(Number(fd));
+          file = known && known.dev === stat.dev && known.ino === stat.ino ? known : { dev: stat.dev, ino: stat.ino, target: readlinkSync(`/proc/self/fd/${fd}`) };
+        } catch {
+          continue; // closed between readdir and now (readdir's own descriptor, for one)
         }
-        targets.set(fd, target);
-        const path = target;
-        const rule = remembered(this.deviceRule, path, () => firstMatch(this.lists.devices, path.replace(/ \(deleted\)$/, "")));
-        if (rule) found.push({ kind: "device", detail: path, accelerator: rule.accelerator });
+        seen.set(fd, file);
+        const target = file.target;
+        const rule = remembered(this.deviceRule, target, () => firstMatch(this.lists.devices, target.replace(/ \(deleted\)$/, "")));
+        if (rule) found.push({ kind: "device", detail: target, accelerator: rule.accelerator });
       }
     } catch {
       // no /proc (not Linux): nothing to read
     }
-    this.fdTargets = targets;
+    this.fdFiles = seen;
     return found;
   }
+}
+
+/** An open descriptor's file, as the last scan saw it. */
+interface OpenFile {
+  dev: number;
+  ino: number;
+  target: string;
 }
 
 /** The rule for `key`, matched once; bounded so that a process opening endless files cannot grow it without end. */

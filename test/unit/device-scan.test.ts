@@ -65,14 +65,14 @@ describe("ProcessScanner.rescan", () => {
     expect(s.rescan().some((e) => e.kind === "device")).toBe(false);
   });
 
-  it("scan() reads a descriptor number again when it was closed and reused for a device", () => {
+  it("sees a device opened under a descriptor number that was another file's at the last scan", () => {
     const s = scanner();
     const plain = open("plain.txt");
-    s.scan();
+    s.rescan();
     close(plain);
     const device = open("fake-accel0");
     expect(device).toBe(plain); // the lowest free number: the same one
-    expect(s.scan()).toContainEqual({ kind: "device", detail: path.join(dir, "fake-accel0"), accelerator: "configured accelerator" });
+    expect(s.rescan()).toContainEqual({ kind: "device", detail: path.join(dir, "fake-accel0"), accelerator: "configured accelerator" });
   });
 
   it("sees a library the dynamic loader maps after the last scan", () => {
