@@ -73,7 +73,9 @@ program
   .argument("[args...]")
   .action(async (args: string[]) => {
     const { agentCommand } = await import("../launcher/cli");
-    process.exitCode = await agentCommand(args);
+    // Exit now: the etcd client may keep reconnecting to a dead endpoint and hold the process open.
+    // (stdout and stderr are synchronous for pipes and files here: nothing written is lost.)
+    process.exit(await agentCommand(args));
   });
 
 program.parseAsync(process.argv).catch((err) => {

@@ -204,8 +204,9 @@ export class EtcdDirectory {
   async close(removeJob: boolean): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const w of this.watchers.splice(0)) await w.cancel().catch(() => undefined);
+    // Each step bounded: with an endpoint that accepts and drops connections, a call can wait forever.
     const quick = <T>(p: Promise<T>) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+    for (const w of this.watchers.splice(0)) await quick(w.cancel());
     if (removeJob && this.ownsJob) await quick(this.client.delete().prefix(this.prefix).exec());
     if (this.lease) await quick(this.lease.revoke());
     this.client.close();
