@@ -29,6 +29,7 @@ export class DeviceGuard {
     const e = process.env;
     const key = [e.TSLAUNCH_GUARD_CONFIG, e.TSLAUNCH_GUARD_LIBRARIES, e.TSLAUNCH_GUARD_DEVICES, e.TSLAUNCH_GUARD_PACKAGES].join("\u0000");
     if (!this.scanner || key !== this.listsKey) {
+      this.scanner?.close();
       this.scanner = new ProcessScanner(watchLists());
       this.listsKey = key;
       return this.scanner.scan();

@@ -15,7 +15,22 @@ export interface ProcessLibc {
   fixMallocThresholds(): void;
   /** "adds/subs": how many shared objects the dynamic loader has loaded and unloaded so far. */
   loaderCounts(): string | null;
+  /** A new non-blocking, close-on-exec inotify instance, or null where the system refuses one. */
+  openInotify(): Inotify | null;
 }
+
+/** An inotify instance (inotify(7)): directories watched for what happens to the files in them. */
+export interface Inotify {
+  readonly fd: number;
+  /** The watch descriptor, or -1 where the path cannot be watched (missing, no permission, the watch limit). */
+  watch(path: string, mask: number): number;
+  /** Reads queued events into `buf`: the bytes read, 0 when none are queued, -1 on any other failure. */
+  read(buf: Buffer): number;
+  close(): void;
+}
+
+const IN_NONBLOCK = 0o4000;
+const IN_CLOEXEC = 0o2000000;
 
 const M_TRIM_THRESHOLD = -1;
 // Low enough that an arena keeps little; high enough that free() does not give back and fault in
@@ -39,6 +54,11 @@ function load(): ProcessLibc | null {
     const mallopt = libc.func("int mallopt(int param, int value)");
     const callbackType = koffi.proto("int tslaunch_phdr_callback(void *info, size_t size, void *data)");
     const iterate = libc.func("int dl_iterate_phdr(tslaunch_phdr_callback *callback, void *data)");
+    const inotifyInit = libc.func("int inotify_init1(int flags)");
+    const inotifyAddWatch = libc.func("int inotify_add_watch(int fd, const char *path, uint32_t mask)");
+    const readInto = libc.func("long read(int fd, _Out_ uint8_t *buf, size_t count)");
+    const closeFd = libc.func("int close(int fd)");
+    const EAGAIN = koffi.os.errno.EAGAIN;
     let counts: string | null = null;
     // Registered once for the life of the process; the first object's record carries the counters.
     const callback = koffi.register((info: unknown, size: number | bigint) => {
@@ -56,6 +76,23 @@ function load(): ProcessLibc | null {
         counts = null;
         iterate(callback, null);
         return counts;
+      },
+      openInotify: () => {
+        const fd = inotifyInit(IN_NONBLOCK | IN_CLOEXEC) as number;
+        if (fd < 0) return null;
+        let open = true;
+        return {
+          fd,
+          watch: (path, mask) => inotifyAddWatch(fd, path, mask) as number,
+          read: (buf) => {
+            const n = Number(readInto(fd, buf, buf.length));
+            return n >= 0 ? n : koffi.errno() === EAGAIN ? 0 : -1;
+          },
+          close: () => {
+            if (open) closeFd(fd);
+            open = false;
+          },
+        };
       },
     };
   } catch {

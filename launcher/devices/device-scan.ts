@@ -5,6 +5,7 @@
 // self-test in the ACCELERATE_DEBUG_MODE probe.
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from "fs";
 import { processLibc } from "../contract/process-libc";
+import { DeviceOpenWatch, globLocations, type DeviceLocations } from "./device-open-watch";
 
 export interface Evidence {
   kind: "library" | "device" | "package";
@@ -17,6 +18,8 @@ export interface Evidence {
 interface Rule {
   pattern: RegExp;
   accelerator: string;
+  /** For device rules: the directories its paths can be in (DeviceOpenWatch watches them). */
+  locations?: DeviceLocations;
 }
 
 export interface WatchLists {
@@ -30,9 +33,14 @@ const DEFAULT_LIBRARIES: [string, string][] = [
   ["/libcudnn[\\w]*\\.so", "CUDA"], ["/libnvrtc\\.so", "CUDA"], ["/libamdhip64\\.so", "ROCm"], ["/libhsa-runtime64\\.so", "ROCm"],
   ["/librocm[\\w-]*\\.so", "ROCm"], ["/libtpu\\.so", "TPU"], ["/libnrt\\.so", "Neuron"], ["/libneuronxla[\\w]*\\.so", "Neuron"],
 ];
-const DEFAULT_DEVICES: [string, string][] = [
-  ["^/dev/nvidia(\\d+|ctl|-uvm|-uvm-tools|-modeset)$", "CUDA"], ["^/dev/kfd$", "ROCm"], ["^/dev/dri/renderD\\d+$", "GPU"],
-  ["^/dev/accel\\d*(/.*)?$", "TPU/accelerator"], ["^/dev/neuron\\d+$", "Neuron"], ["^/dev/vfio/\\d+$", "TPU (vfio)"],
+/** Pattern, accelerator, and the directories the pattern's paths can be in. */
+const DEFAULT_DEVICES: [string, string, DeviceLocations][] = [
+  ["^/dev/nvidia(\\d+|ctl|-uvm|-uvm-tools|-modeset)$", "CUDA", [{ dir: "/dev", deep: false }]],
+  ["^/dev/kfd$", "ROCm", [{ dir: "/dev", deep: false }]],
+  ["^/dev/dri/renderD\\d+$", "GPU", [{ dir: "/dev/dri", deep: false }]],
+  ["^/dev/accel\\d*(/.*)?$", "TPU/accelerator", [{ dir: "/dev", deep: false }, { dir: "/dev/accel", deep: true }]],
+  ["^/dev/neuron\\d+$", "Neuron", [{ dir: "/dev", deep: false }]],
+  ["^/dev/vfio/\\d+$", "TPU (vfio)", [{ dir: "/dev/vfio", deep: false }]],
 ];
 const DEFAULT_PACKAGES: [string, string][] = [
   ["@tensorflow/tfjs-node-gpu", "CUDA"], ["webgpu", "WebGPU"], ["gpu.js", "GPU"], ["@webgpu/dawn", "WebGPU"], ["onnxruntime-node-gpu", "CUDA"],
@@ -73,8 +81,8 @@ export function watchLists(env: NodeJS.ProcessEnv = process.env): WatchLists {
       ...extra.libraries.map((name) => ({ pattern: new RegExp(name.replace(/[.+?^${}()|[\]\\]/g, "\\$&")), accelerator: "configured accelerator" })),
     ],
     devices: [
-      ...DEFAULT_DEVICES.map(([p, a]) => ({ pattern: new RegExp(p), accelerator: a })),
-      ...extra.devices.map((glob) => ({ pattern: globToRegExp(glob), accelerator: "configured accelerator" })),
+      ...DEFAULT_DEVICES.map(([p, a, locations]) => ({ pattern: new RegExp(p), accelerator: a, locations })),
+      ...extra.devices.map((glob) => ({ pattern: globToRegExp(glob), accelerator: "configured accelerator", locations: globLocations(glob) })),
     ],
     packages: [
       ...DEFAULT_PACKAGES.map(([n, a]) => packageRule(n, a)),
@@ -98,9 +106,11 @@ export function scanProcess(lists: WatchLists = watchLists()): Evidence[] {
  *
  * `scan()` reads everything. `rescan()` is the per-cell look and skips what cannot have changed
  * since the last scan: /proc/self/maps (600 lines in a kernel) while the dynamic loader's counts of
- * loaded and unloaded objects stand still, and the readlink of a descriptor that fstat shows is
- * still the same file (device and inode). On this kind of machine every system call costs
- * microseconds; the full look was 0.6-0.7 ms of each cell.
+ * loaded and unloaded objects stand still; /proc/self/fd while inotify reports no open or close in
+ * the directories the device paths live in (DeviceOpenWatch); and, where it does read the
+ * descriptors, the readlink of one that fstat shows is still the same file (device and inode). On
+ * this kind of machine every system call costs microseconds; the full look was 0.6-0.7 ms of each
+ * cell. close() releases the inotify descriptor.
  */
 export class ProcessScanner {
   private readonly libraryRule = new Map<string, Rule | null>();
@@ -111,6 +121,11 @@ export class ProcessScanner {
   /** The loader's counts when the libraries were last read (null: unknown, read again). */
   private librariesReadAt: string | null = null;
   private libraryEvidence: Evidence[] = [];
+  private deviceEvidence: Evidence[] = [];
+  /** How many times /proc/self/fd was read (diagnostics, and the tests of what rescan() skips). */
+  descriptorReads = 0;
+  /** Made by the first rescan(); null when inotify cannot cover the device lists. */
+  private openWatch: DeviceOpenWatch | null | undefined;
 
   constructor(private readonly lists: WatchLists) {}
 
@@ -122,6 +137,11 @@ export class ProcessScanner {
   /** The same answer as scan(), trusting what the last scan read where nothing says it changed. */
   rescan(): Evidence[] {
     return this.look(true);
+  }
+
+  close(): void {
+    this.openWatch?.close();
+    this.openWatch = null;
   }
 
   private look(trustUnchanged: boolean): Evidence[] {
@@ -169,8 +189,17 @@ export class ProcessScanner {
   }
 
   private devices(trustUnchanged: boolean): Evidence[] {
+    if (trustUnchanged) {
+      // Made before the descriptors are read: what opens after this is reported (its first look is never quiet).
+      if (this.openWatch === undefined) {
+        const devices = this.lists.devices;
+        this.openWatch = DeviceOpenWatch.start(devices.map((r) => r.locations ?? null), (file) => devices.some((r) => r.pattern.test(file)));
+      }
+      if (this.openWatch?.quietSinceLastLook()) return this.deviceEvidence;
+    }
     const found: Evidence[] = [];
     const seen = new Map<string, OpenFile>();
+    this.descriptorReads++;
     try {
       for (const fd of readdirSync("/proc/self/fd")) {
         let file: OpenFile | undefined;
@@ -192,6 +221,7 @@ export class ProcessScanner {
       // no /proc (not Linux): nothing to read
     }
     this.fdFiles = seen;
+    this.deviceEvidence = found;
     return found;
   }
 }

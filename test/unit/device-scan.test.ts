@@ -91,3 +91,91 @@ describe("ProcessScanner.rescan", () => {
     expect(libraries.map((e) => path.basename(e.detail))).toContain(lib);
   });
 });
+
+// Where inotify covers the device paths' directories, rescan() reads /proc/self/fd only after an
+// open or close there, or after the watches had to be redone; anything it cannot watch makes it read
+// every time. Each case checks the answer too, not only that the read was skipped.
+describe("ProcessScanner.rescan with inotify", () => {
+  it("skips the descriptors while nothing opens in the watched folders, and reads them after an open there", () => {
+    const s = scanner();
+    s.rescan();
+    const reads = s.descriptorReads;
+    s.rescan();
+    open("plain.txt"); // in the watched folder, but not a device path
+    closeSync(openSync("/proc/self/status", "r")); // elsewhere
+    expect(s.rescan().filter((e) => e.kind === "device")).toEqual([]);
+    expect(s.descriptorReads).toBe(reads);
+    const fd = open("fake-accel0");
+    expect(s.rescan()).toContainEqual({ kind: "device", detail: path.join(dir, "fake-accel0"), accelerator: "configured accelerator" });
+    expect(s.descriptorReads).toBe(reads + 1);
+    expect(s.rescan().some((e) => e.kind === "device")).toBe(true);
+    expect(s.descriptorReads).toBe(reads + 1);
+    close(fd);
+    expect(s.rescan().some((e) => e.kind === "device")).toBe(false);
+    expect(s.descriptorReads).toBe(reads + 2);
+    s.close();
+  });
+
+  it("sees a device in a folder made after the watch started, and in one removed and made again", () => {
+    const sub = path.join(dir, "later");
+    const s = new ProcessScanner(watchLists({ TSLAUNCH_GUARD_DEVICES: path.join(sub, "accel*") }));
+    expect(s.rescan().filter((e) => e.kind === "device")).toEqual([]);
+    const { mkdirSync } = require("fs") as typeof import("fs");
+    mkdirSync(sub);
+    writeFileSync(path.join(sub, "accel0"), "");
+    const fd = openSync(path.join(sub, "accel0"), "r");
+    opened.push(fd);
+    expect(s.rescan().map((e) => e.detail)).toContain(path.join(sub, "accel0"));
+    close(fd);
+    expect(s.rescan().filter((e) => e.kind === "device")).toEqual([]);
+    rmSync(sub, { recursive: true });
+    s.rescan();
+    mkdirSync(sub);
+    writeFileSync(path.join(sub, "accel1"), "");
+    opened.push(openSync(path.join(sub, "accel1"), "r"));
+    expect(s.rescan().map((e) => e.detail)).toContain(path.join(sub, "accel1"));
+    s.close();
+  });
+
+  it("still sees a device after a cell closed the watch's own descriptor", () => {
+    const { readdirSync, readlinkSync } = require("fs") as typeof import("fs");
+    const s = scanner();
+    s.rescan();
+    const inotifyFds = () => readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:inotify";
+      } catch {
+        return false;
+      }
+    });
+    const ours = inotifyFds();
+    expect(ours.length).toBeGreaterThan(0);
+    for (const fd of ours) closeSync(Number(fd));
+    const plain = open("plain.txt"); // likely takes the freed number
+    expect(s.rescan().filter((e) => e.kind === "device")).toEqual([]);
+    close(plain);
+    open("fake-accel0");
+    expect(s.rescan().map((e) => e.detail)).toContain(path.join(dir, "fake-accel0"));
+    s.close();
+  });
+
+  it("reads the descriptors every time for a pattern with no fixed folder", () => {
+    const s = new ProcessScanner(watchLists({ TSLAUNCH_GUARD_DEVICES: "fake-accel*" }));
+    s.rescan();
+    const reads = s.descriptorReads;
+    s.rescan();
+    s.rescan();
+    expect(s.descriptorReads).toBe(reads + 2);
+    s.close();
+  });
+
+  it("closes its inotify descriptor", () => {
+    const { readdirSync } = require("fs") as typeof import("fs");
+    const before = readdirSync("/proc/self/fd").length;
+    const s = scanner();
+    s.rescan();
+    expect(readdirSync("/proc/self/fd").length).toBe(before + 1);
+    s.close();
+    expect(readdirSync("/proc/self/fd").length).toBe(before);
+  });
+});
