@@ -14,6 +14,7 @@ import type { ConnectionInfo, JupyterMessage } from "./jupyter/wire";
 import { isCompleteWithoutParser } from "./cells/cell-text";
 import { kernelInfo, NO_COMMS, NO_HISTORY } from "./kernel-info";
 import { STARTED_BY } from "./started-by";
+import { listenForInterrupts } from "./interrupt-signal";
 
 /**
  * A kernel whose Jupyter client died (killed without a shutdown_request) would live on, and keep
@@ -58,7 +59,7 @@ export async function startKernel(connectionFile: string): Promise<void> {
   }
   // Jupyter's interrupt. One that comes while the kernel loads stops the cell waiting for it.
   let interruptedWhileLoading = false;
-  process.on("SIGINT", () => {
+  listenForInterrupts(() => {
     if (kernel) kernel.interrupt();
     else interruptedWhileLoading = true;
   });
@@ -145,8 +146,8 @@ async function loadKernel(server: KernelServer, log: (s: string) => void, reques
     log(`parsing the declaration files ahead failed (the language service will): ${(err as Error)?.message ?? err}`);
   }
   const kernel = new Kernel(server, process.cwd(), log);
-  // One more turn of the event loop: a SIGINT that came during the long step above is dispatched
-  // now. Otherwise the first cell's breakOnSigint (which detaches SIGINT listeners) would drop it.
+  // One more turn of the event loop: a SIGINT that came during the long step above reaches the
+  // handler now (interrupt-signal.ts), before the first cell is handed over.
   await nextTurn();
   return kernel;
 }

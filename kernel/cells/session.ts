@@ -9,6 +9,7 @@ import { programOfLastConverter, setCellCompilerOptions } from "./cell-compiler-
 import { alignLines } from "./line-map";
 import { compilerOptionProblems, readNotebookTsconfig } from "./notebook-tsconfig";
 import { withLocalModules } from "./local-modules";
+import { runBreakable } from "../interrupt-signal";
 import { cellFileName, CompileError as ReportedCompileError, NOTEBOOK_GLOBALS_DTS, ReportedError, type CellError, type RecordedCell } from "../../launcher/contract";
 import { mapCellStack, type CellLines } from "../../launcher/api";
 
@@ -261,7 +262,7 @@ function nameNextRun(fileName: string): () => void {
     // tslab puts its wrapper and the cell's first line on one line: no line offset. displayErrors off:
     // V8 would otherwise put the generated source line at the top of the stack.
     const given = typeof options === "object" ? options : {};
-    return original(code, { ...given, filename: fileName, displayErrors: false });
+    return runBreakable(() => original(code, { ...given, filename: fileName, displayErrors: false }));
   };
   vmModule.runInThisContext = named as typeof vm.runInThisContext;
   return () => void (vmModule.runInThisContext = original);

@@ -7,6 +7,7 @@ import * as vm from "vm";
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from "worker_threads";
 import type { StdinAnswer, StdinCommand, StdinQuestion, StdinThreadData } from "./stdin-heartbeat-thread";
 import type { ConnectionInfo, ExecuteRequest, JupyterMessage } from "./wire";
+import { runBreakable } from "../interrupt-signal";
 
 /** Asks and waits (see askBlocking); compiled once, run with breakOnSigint so an interrupt ends the wait. */
 const ASK_AND_WAIT = Symbol.for("tslaunch.stdinAskAndWait");
@@ -66,7 +67,7 @@ export class StdinChannel {
       }
     };
     try {
-      return ASK_AND_WAIT_SCRIPT.runInThisContext({ breakOnSigint: true }) as string;
+      return runBreakable(() => ASK_AND_WAIT_SCRIPT.runInThisContext({ breakOnSigint: true }) as string);
     } catch (err) {
       this.send({ type: "cancel", id });
       throw err;
