@@ -3,6 +3,7 @@
 // so tslab's converter is given its own copy of that object, whose createWatchCompilerHost merges
 // the notebook's options (notebook-tsconfig.ts) over tslab's before the program is made.
 import { createRequire } from "module";
+import path from "path";
 import type * as ts from "@tslab/typescript-for-tslab";
 import { ParsedDeclarations } from "./declaration-preparse";
 import { lightBuilderFactory } from "./light-builder";
@@ -99,7 +100,7 @@ function tslabTypeRoots(typescript: typeof ts, cwd: string): string[] {
   const getDefaultTypeRoots = (typescript as unknown as { getDefaultTypeRoots(cwd: string, host: { directoryExists(d: string): boolean }): string[] | undefined }).getDefaultTypeRoots;
   const roots = getDefaultTypeRoots(cwd, { directoryExists: typescript.sys.directoryExists }) ?? [];
   if (roots.some((root) => typescript.sys.fileExists(`${root}/node/package.json`))) return roots;
-  return [...roots, require("path").join(require.resolve("tslab/package.json"), "..", "node_modules", "@types")];
+  return [...roots, path.join(require.resolve("tslab/package.json"), "..", "node_modules", "@types")];
 }
 
 /**

@@ -37,7 +37,7 @@ export class ParsedDeclarations {
     };
     const libFile = (name: string) => path.join(libDir, name.startsWith("lib.") ? name : `lib.${name.toLowerCase()}.d.ts`);
     for (const lib of options.lib ?? [path.basename(t.getDefaultLibFilePath(options))]) add(libFile(lib));
-    const typeHost = { ...host, directoryExists: host.directoryExists, getCurrentDirectory: () => cwd };
+    const typeHost = { ...host, getCurrentDirectory: () => cwd };
     const inferredFrom = path.join(cwd, "__inferred type names__.ts");
     for (const name of options.types ?? t.getAutomaticTypeDirectiveNames(options, typeHost)) {
       add(t.resolveTypeReferenceDirective(name, inferredFrom, options, typeHost).resolvedTypeReferenceDirective?.resolvedFileName);
