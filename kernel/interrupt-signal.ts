@@ -65,7 +65,7 @@ export function listenForInterrupts(handler: () => void, env: NodeJS.ProcessEnv 
     if (mode === "watchdog" && process.listenerCount("SIGINT") === 0) withoutHooks(() => process.on("SIGINT", kernelListener));
     listenersChanged();
   });
-  setInterval(deliverPending, POLL_MS).unref();
+  setInterval(() => void deliverPending(), POLL_MS).unref();
 }
 
 /** "watchdog" or "listener" (see above); for tests and diagnostics. */
@@ -73,14 +73,19 @@ export function interruptMode(): "watchdog" | "listener" {
   return mode;
 }
 
+/** What a vm run interrupted by SIGINT throws (Node's words, which the session recognizes). */
+const INTERRUPTED_BEFORE_THE_RUN = "Script execution was interrupted by `SIGINT` (before it started)";
+
 /**
  * Runs `run`, a vm run with breakOnSigint (a cell, a blocking prompt), so that it registers with
- * the helper instead of starting it. An interrupt still pending from before is delivered first.
+ * the helper instead of starting it. An interrupt that came since the last look (while the cell
+ * was being compiled, say) is delivered first, and the run does not start: it throws as if
+ * interrupted at once.
  */
 export function runBreakable<T>(run: () => T): T {
   if (depth === 0 && watchdog) {
     if (listenersTouched) settle();
-    deliverPending();
+    if (deliverPending()) throw new Error(INTERRUPTED_BEFORE_THE_RUN);
   }
   depth++;
   try {
@@ -125,11 +130,14 @@ function settle(): void {
   });
 }
 
-function deliverPending(): void {
-  if (mode !== "watchdog" || !watchdog || depth > 0 || !watchdog.watchdogHasPendingSigint()) return;
+/** Hands a SIGINT that came outside a run to the handler; true when there was one. */
+function deliverPending(): boolean {
+  if (mode !== "watchdog" || !watchdog || depth > 0 || !watchdog.watchdogHasPendingSigint()) return false;
   // Start and stop around the lasting start: the stop reads and clears the flag.
   watchdog.startSigintWatchdog();
-  if (watchdog.stopSigintWatchdog()) onInterrupt();
+  if (!watchdog.stopSigintWatchdog()) return false;
+  onInterrupt();
+  return true;
 }
 
 function withoutHooks(f: () => void): void {

@@ -16,9 +16,12 @@ interface Started {
 }
 let started: Started[] = [];
 
+/** Prompts the kernel sent, and what they asked. */
+let asked: string[] = [];
+
 async function startKernel(env: Record<string, string> = {}): Promise<Started> {
   const kernel = await startKernelProcess({ argv: [process.execPath, CLI, "kernel", "--connection-file", "{connection_file}"], env });
-  const client = KernelClient.forProcess(kernel);
+  const client = KernelClient.forProcess(kernel, { onInputRequest: (prompt) => (asked.push(prompt), "an answer") });
   started.push({ kernel, client });
   await client.waitForReady(60_000);
   return { kernel, client };
@@ -31,6 +34,7 @@ afterEach(async () => {
     expect(existsSync(`/proc/${kernel.pid}`), `kernel ${kernel.pid} still exists`).toBe(false);
   }
   started = [];
+  asked = [];
 });
 
 async function ok(client: KernelClient, code: string): Promise<ExecuteResult> {
@@ -75,6 +79,20 @@ describe("interrupts through Node's SIGINT helper, started once (watchdog mode)"
     await new Promise((r) => setTimeout(r, 300));
     expect(k.kernel.hasExited()).toBe(false);
     expect(text(await ok(k.client, "const t0 = Date.now(); while (Date.now() - t0 < 200) {} 'not interrupted'"))).toContain("not interrupted");
+  }, 60_000);
+
+  it("a SIGINT that comes while no run is registered stops the next run before it starts (the prompt is never sent)", async () => {
+    const k = await startKernel();
+    // After the await the cell is outside any run; the busy wait keeps the 50 ms poll from reading
+    // the flag first, so it is the prompt's run that finds it.
+    const code = "await null;\nprocess.kill(process.pid, 'SIGINT');\nconst t0 = Date.now();\nwhile (Date.now() - t0 < 200) {}\nprompt('never asked');";
+    const r = await k.client.execute(code, { allowStdin: true });
+    expect(r.reply.content, JSON.stringify(r.outputs)).toMatchObject({ status: "error", ename: "KeyboardInterrupt" });
+    expect(asked).toEqual([]);
+    const next = await k.client.execute("prompt('asked now')", { allowStdin: true });
+    expect(next.reply.content.status).toBe("ok");
+    expect(text(next)).toContain("an answer");
+    expect(asked).toEqual(["asked now"]);
   }, 60_000);
 
   it("a cell's own SIGINT listener switches to Node's plain way until it is removed; interrupts work throughout", async () => {
