@@ -101,6 +101,11 @@ export class Kernel {
   private interruptBeforeStart = false;
 
   /** Jupyter's interrupt: stop a running launch and the cell tslab is running. */
+  /** See Session.warmUp. */
+  warmUp(code: string): void {
+    this.session.warmUp(code);
+  }
+
   interrupt(): void {
     // A cell the frontend shows as running may still be waiting to start (behind `busy`, or queued
     // while the kernel loaded): it ends with KeyboardInterrupt instead of starting.

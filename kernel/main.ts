@@ -124,6 +124,13 @@ const LOAD_AFTER_QUIET_MS = 1000;
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Cells of the shapes most notebooks start with: an expression, declarations, a class, an await. */
+const WARM_UP_CELLS = [
+  "1 + 1",
+  "interface WarmUpRow { id: number; name: string }\nconst warmUpRows: WarmUpRow[] = [1, 2].map((id) => ({ id, name: `row${id}` }));\nfunction warmUpFirst(rows: WarmUpRow[]): WarmUpRow | undefined { return rows.find((r) => r.id > 0); }\nwarmUpFirst(warmUpRows)?.name",
+  "class WarmUpCounter { private n = 0; next(): number { return ++this.n; } }\nconst warmUpValue = await Promise.resolve(new WarmUpCounter().next());\nconsole.log(warmUpValue);",
+];
+
 /**
  * Loads the kernel proper in steps, so that a request arriving in between is read between steps.
  * `requestWaiting`: a request needs the kernel now (the declarations' parse then stops early).
@@ -146,6 +153,18 @@ async function loadKernel(server: KernelServer, log: (s: string) => void, reques
     log(`parsing the declaration files ahead failed (the language service will): ${(err as Error)?.message ?? err}`);
   }
   const kernel = new Kernel(server, process.cwd(), log);
+  // A background load (no request waiting) also compiles a few typical cells, one per turn, and
+  // throws them away: the first real cells then find TypeScript's code paths compiled by V8.
+  for (const cell of WARM_UP_CELLS) {
+    if (requestWaiting()) break;
+    await nextTurn();
+    try {
+      kernel.warmUp(cell);
+    } catch (err) {
+      log(`warming up the compiler failed (cells will compile anyway): ${(err as Error)?.message ?? err}`);
+      break;
+    }
+  }
   // One more turn of the event loop: a SIGINT that came during the long step above reaches the
   // handler now (interrupt-signal.ts), before the first cell is handed over.
   await nextTurn();

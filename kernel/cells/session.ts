@@ -111,6 +111,17 @@ export class Session {
     );
   }
 
+  /**
+   * Type-checks and compiles `code` as a cell would be, and throws the result away: nothing runs and
+   * the session's declarations stay as they are. The kernel does this with a few typical cells while
+   * the notebook is quiet after start, so that TypeScript's checker and emitter are compiled by V8
+   * before the first real cell (which otherwise takes ~50 ms instead of ~10-20).
+   */
+  warmUp(code: string): void {
+    this.converter.convert(this.declarations, code);
+    warmedUp++;
+  }
+
   /** Problems with the notebook's TypeScript setup, the first time they are asked for; then none. */
   takeSetupNotes(): string[] {
     const notes = this.setupNotes;
@@ -266,6 +277,13 @@ function nameNextRun(fileName: string): () => void {
   };
   vmModule.runInThisContext = named as typeof vm.runInThisContext;
   return () => void (vmModule.runInThisContext = original);
+}
+
+let warmedUp = 0;
+
+/** How many cells Session.warmUp compiled in this process (for tests and the bench). */
+export function warmUpCount(): number {
+  return warmedUp;
 }
 
 /** What an interrupted cell shows: the same clean report as an interrupted `%%launch`, no stack. */

@@ -26,6 +26,9 @@ const newKernel = useKernelsPerTest(() => e2e);
 const STATS_MODULE = path.join(__dirname, '..', '..', 'dist', 'kernel', 'cells', 'cell-compiler-options.js');
 const STATS_CELL = `JSON.stringify(require(${JSON.stringify(STATS_MODULE)}).declarationPreparseStats())`;
 
+const SESSION_MODULE = path.join(__dirname, '..', '..', 'dist', 'kernel', 'cells', 'session.js');
+const WARM_UP_CELL = `require(${JSON.stringify(SESSION_MODULE)}).warmUpCount()`;
+
 function statsOf(r: Awaited<ReturnType<typeof runCell>>): { parsed: number; hits: number; misses: number } {
   expect(r.reply.content.status, JSON.stringify(r.outputs).slice(0, 2000)).toBe('ok');
   const out = r.outputs.find((o) => o.output_type === 'execute_result') as { data: Record<string, string> } | undefined;
@@ -47,6 +50,18 @@ describe('a kernel left alone after start', () => {
     expect(after.parsed).toBe(stats.parsed);
     expect(after.hits - stats.hits).toBeGreaterThanOrEqual(stats.parsed);
     expect(after.misses).toBe(0);
+  }, 60_000);
+
+  it('compiles a few typical cells while quiet, and they leave nothing behind: no declaration, no output', async () => {
+    const { kernel } = await newKernel();
+    await sleep(8000);
+    const count = await runCell(kernel, WARM_UP_CELL);
+    expect(JSON.stringify(count.outputs)).toContain('"text/plain":"3"');
+    const leaked = await runCell(kernel, 'typeof warmUpRows');
+    expect(leaked.reply.content.status).toBe('error');
+    expect(JSON.stringify(leaked.reply.content)).toContain("Cannot find name 'warmUpRows'");
+    const r = await runCell(kernel, '1 + 1');
+    expect(r.outputs).toEqual([{ output_type: 'execute_result', execution_count: expect.any(Number), data: { 'text/plain': '2' }, metadata: {} }]);
   }, 60_000);
 
   it('answers is_complete within a second all through the background load', async () => {
@@ -71,6 +86,8 @@ describe('a kernel left alone after start', () => {
     const { kernel } = await newKernel();
     const stats = statsOf(await runCell(kernel, STATS_CELL));
     expect(stats.misses).toBe(0);
+    // Nor for the warm-up cells, which a background load compiles.
+    expect(JSON.stringify((await runCell(kernel, WARM_UP_CELL)).outputs)).toContain('"text/plain":"0"');
     const r = await runCell(kernel, 'const n: number = [1, 2, 3].reduce((a, b) => a + b); n');
     expect(r.reply.content.status).toBe('ok');
   }, 60_000);
