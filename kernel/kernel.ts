@@ -100,12 +100,12 @@ export class Kernel {
   /** An interrupt came before the cell waiting first could start: it ends with KeyboardInterrupt, unrun. */
   private interruptBeforeStart = false;
 
-  /** Jupyter's interrupt: stop a running launch and the cell tslab is running. */
   /** See Session.warmUp. */
   warmUp(code: string): void {
     this.session.warmUp(code);
   }
 
+  /** Jupyter's interrupt: stop a running launch and the cell tslab is running. */
   interrupt(): void {
     // A cell the frontend shows as running may still be waiting to start (behind `busy`, or queued
     // while the kernel loaded): it ends with KeyboardInterrupt instead of starting.

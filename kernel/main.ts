@@ -156,8 +156,8 @@ async function loadKernel(server: KernelServer, log: (s: string) => void, reques
   // A background load (no request waiting) also compiles a few typical cells, one per turn, and
   // throws them away: the first real cells then find TypeScript's code paths compiled by V8.
   for (const cell of WARM_UP_CELLS) {
-    if (requestWaiting()) break;
     await nextTurn();
+    if (requestWaiting()) break;
     try {
       kernel.warmUp(cell);
     } catch (err) {
