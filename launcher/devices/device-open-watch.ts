@@ -91,12 +91,7 @@ export class DeviceOpenWatch {
     let quiet = !this.fresh;
     this.fresh = false;
     let rearm = false;
-    try {
-      const st = fstatSync(this.inotify.fd);
-      if (`${st.dev}:${st.ino}` !== this.identity) return this.breakDown();
-    } catch {
-      return this.breakDown();
-    }
+    if (!this.stillOurs()) return this.breakDown();
     for (;;) {
       const n = this.inotify.read(this.buf);
       if (n < 0) return this.breakDown();
@@ -127,9 +122,21 @@ export class DeviceOpenWatch {
   }
 
   close(): void {
-    this.inotify?.close();
+    // A number a cell closed may belong to another file by now: that one is not ours to close.
+    if (this.stillOurs()) this.inotify?.close();
     this.inotify = null;
     this.directoryOf.clear();
+  }
+
+  /** Whether our descriptor number still holds the inotify instance we made (device and inode). */
+  private stillOurs(): boolean {
+    if (!this.inotify) return false;
+    try {
+      const st = fstatSync(this.inotify.fd);
+      return `${st.dev}:${st.ino}` === this.identity;
+    } catch {
+      return false;
+    }
   }
 
   private breakDown(): false {

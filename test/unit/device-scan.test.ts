@@ -20,6 +20,7 @@ beforeEach(() => {
 });
 
 afterEach(() => {
+  for (const s of scanners.splice(0)) s.close();
   for (const fd of opened.splice(0)) closeSync(fd);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -35,8 +36,13 @@ function close(fd: number): void {
   opened.splice(opened.indexOf(fd), 1);
 }
 
+/** Scanners of the current test, closed after it (their inotify descriptors). */
+const scanners: ProcessScanner[] = [];
+
 function scanner(env: NodeJS.ProcessEnv = {}): ProcessScanner {
-  return new ProcessScanner(watchLists({ TSLAUNCH_GUARD_DEVICES: path.join(dir, "fake-accel*"), ...env }));
+  const s = new ProcessScanner(watchLists({ TSLAUNCH_GUARD_DEVICES: path.join(dir, "fake-accel*"), ...env }));
+  scanners.push(s);
+  return s;
 }
 
 describe("ProcessScanner.rescan", () => {
@@ -137,26 +143,38 @@ describe("ProcessScanner.rescan with inotify", () => {
     s.close();
   });
 
-  it("still sees a device after a cell closed the watch's own descriptor", () => {
+  it("still sees a device after a cell closed the watch's own descriptor, and leaves the file that took its number open", () => {
     const { readdirSync, readlinkSync } = require("fs") as typeof import("fs");
-    const s = scanner();
-    s.rescan();
-    const inotifyFds = () => readdirSync("/proc/self/fd").filter((fd) => {
+    const inotifyFds = () => new Set(readdirSync("/proc/self/fd").filter((fd) => {
       try {
         return readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:inotify";
       } catch {
         return false;
       }
-    });
-    const ours = inotifyFds();
-    expect(ours.length).toBeGreaterThan(0);
-    for (const fd of ours) closeSync(Number(fd));
-    const plain = open("plain.txt"); // likely takes the freed number
+    }).map(Number));
+    const before = inotifyFds();
+    const s = scanner();
+    s.rescan();
+    const mine = [...inotifyFds()].filter((fd) => !before.has(fd));
+    expect(mine).toHaveLength(1);
+    closeSync(mine[0]);
+    // A cell's file takes that very number (the lowest free ones are taken until it comes).
+    const extra: number[] = [];
+    let plain = open("plain.txt");
+    while (plain !== mine[0]) {
+      expect(plain, "the freed number never came back").toBeLessThan(mine[0]);
+      extra.push(plain);
+      plain = open("plain.txt");
+    }
+    for (const fd of extra) close(fd);
     expect(s.rescan().filter((e) => e.kind === "device")).toEqual([]);
+    // The watch gave up on that number without closing it: it is the cell's file.
+    expect(readlinkSync(`/proc/self/fd/${plain}`)).toBe(path.join(dir, "plain.txt"));
+    s.close();
+    expect(readlinkSync(`/proc/self/fd/${plain}`)).toBe(path.join(dir, "plain.txt"));
     close(plain);
     open("fake-accel0");
     expect(s.rescan().map((e) => e.detail)).toContain(path.join(dir, "fake-accel0"));
-    s.close();
   });
 
   it("reads the descriptors every time for a pattern with no fixed folder", () => {
