@@ -88,10 +88,10 @@ export class DeviceOpenWatch {
    */
   quietSinceLastLook(): boolean {
     if (this.broken || !this.inotify) return false;
+    if (!this.stillOurs()) return this.breakDown();
     let quiet = !this.fresh;
     this.fresh = false;
     let rearm = false;
-    if (!this.stillOurs()) return this.breakDown();
     for (;;) {
       const n = this.inotify.read(this.buf);
       if (n < 0) return this.breakDown();
@@ -160,7 +160,7 @@ export class DeviceOpenWatch {
       wanted.add(existing);
       // A missing directory is watched through its nearest existing ancestor (a new directory
       // there re-arms); an existing deep one with all its subdirectories.
-      if (existing === dir && deep && !addSubdirectories(dir, wanted)) return false;
+      if (existing === path.resolve(dir) && deep && !addSubdirectories(existing, wanted)) return false;
     }
     if (wanted.size > MAX_WATCHES) return false;
     for (const dir of wanted) {
